@@ -1,0 +1,63 @@
+"""Reading the environment: the only place the handler looks at ``os.environ``.
+
+Precedence, as in the OpenTelemetry SDK: explicit argument > environment variable > default. A bad value logs one
+warning naming the variable and the valid values, then the default is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from otel_callbacks import _semconv as sc
+
+_logger = logging.getLogger(__name__)
+
+_CAPTURE_ON = frozenset({"true", "1", "yes", "on", "span_only", "span_and_event", "event_only"})
+_CAPTURE_OFF = frozenset({"", "false", "0", "no", "off", "no_content"})
+
+
+def capture_content(explicit: bool | None) -> bool:
+    """Whether content is recorded: the argument, else ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
+
+    The util-genai values (``SPAN_ONLY``, ``SPAN_AND_EVENT``, ``EVENT_ONLY``, ``NO_CONTENT``) are accepted beside
+    booleans; content lands on spans in every "on" mode.
+    """
+    if explicit is not None:
+        return bool(explicit)
+    raw = os.environ.get(sc.ENV_CAPTURE_CONTENT, "").strip().lower()
+    if raw in _CAPTURE_ON:
+        return True
+    if raw not in _CAPTURE_OFF:
+        _logger.warning(
+            "Invalid value %r for %s; valid values: true, false, SPAN_ONLY, SPAN_AND_EVENT, EVENT_ONLY, NO_CONTENT. "
+            "Content capture stays off.",
+            raw,
+            sc.ENV_CAPTURE_CONTENT,
+        )
+    return False
+
+
+def positive_int(explicit: int | None, env_var: str, default: int, minimum: int = 1) -> int:
+    """A positive integer setting: the argument (``ValueError`` if bad), else the variable, else ``default``."""
+    if explicit is not None:
+        if isinstance(explicit, bool) or not isinstance(explicit, int) or explicit < minimum:
+            raise ValueError(f"expected an integer >= {minimum}, got {explicit!r}")
+        return explicit
+    raw = os.environ.get(env_var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        _logger.warning("Invalid value %r for %s; expected an integer >= %d. Using %d.", raw, env_var, minimum, default)
+        return default
+    return value
+
+
+def latest_experimental() -> bool:
+    """``OTEL_SEMCONV_STABILITY_OPT_IN`` contains ``gen_ai_latest_experimental``."""
+    raw = os.environ.get(sc.ENV_SEMCONV_OPT_IN, "")
+    return "gen_ai_latest_experimental" in {part.strip() for part in raw.split(",")}

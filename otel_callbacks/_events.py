@@ -1,0 +1,144 @@
+"""Callbacks that become span events on an open run's span: streamed chunks, agent steps, text, retries, custom.
+
+A mixin of :class:`~otel_callbacks.OpenTelemetryCallbackHandler`. Events go only to runs that are recording, so an
+unsampled trace costs one dict lookup per event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from otel_callbacks import _mapping
+from otel_callbacks import _semconv as sc
+from otel_callbacks._content import ContentPolicy, json_attribute, text_attribute
+from otel_callbacks._guard import guarded
+
+if TYPE_CHECKING:
+    from otel_callbacks._runs import RunRecord, RunRegistry
+
+
+def _chunk_text(token: Any) -> str:
+    if isinstance(token, str):
+        return token
+    if isinstance(token, list):  # content blocks
+        return "".join(b if isinstance(b, str) else str(b.get("text", "")) if isinstance(b, Mapping) else ""
+                       for b in token)
+    return ""
+
+
+def _has_tool_call_chunk(chunk: Any) -> bool:
+    message = getattr(chunk, "message", None)
+    return bool(getattr(message, "tool_call_chunks", None))
+
+
+class EventCallbacks:
+    """Streaming and event callbacks; expects ``_runs``, ``_policy``, ``_capture``, ``_stream_events`` on self."""
+
+    _runs: RunRegistry
+    _policy: ContentPolicy
+    _capture: bool
+    _stream_events: bool
+
+    def _recording(self, run_id: UUID) -> RunRecord | None:
+        record = self._runs.get(run_id)
+        return record if record is not None and record.recording else None
+
+    def _new_chunk(self, run_id: UUID, text: str, non_empty: bool) -> RunRecord | None:
+        """Count a chunk and time the first non-empty one; the record if an event should be written."""
+        record = self._recording(run_id)
+        if record is None:
+            return None
+        now = time.monotonic_ns()
+        record.chunks += 1
+        if non_empty and not record.first_chunk_ns:
+            record.first_chunk_ns = now
+        record.last_chunk_ns = now
+        return record if self._stream_events else None
+
+    @guarded
+    def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
+        text = _chunk_text(token)
+        record = self._new_chunk(run_id, text, bool(text) or _has_tool_call_chunk(chunk))
+        if record is None:
+            return
+        attrs: dict[str, Any] = {sc.ATTR_CHUNK_INDEX: record.chunks - 1}
+        if self._capture and text:
+            value = text_attribute(text, self._policy)
+            if value is not None:
+                attrs[sc.ATTR_CHUNK_TEXT] = value
+        record.span.add_event(sc.EVENT_NEW_TOKEN, attrs)
+
+    @guarded
+    def on_stream_event(self, event: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        kind = event.get("event") if isinstance(event, Mapping) else None
+        delta = event.get("delta") if isinstance(event, Mapping) else None
+        text = _chunk_text(delta.get("text") or "") if isinstance(delta, Mapping) else ""
+        non_empty = kind == "content-block-delta" and isinstance(delta, Mapping) and any(
+            v for k, v in delta.items() if k != "type"
+        )
+        record = self._new_chunk(run_id, text, non_empty)
+        if record is None:
+            return
+        attrs: dict[str, Any] = {sc.ATTR_CHUNK_INDEX: record.chunks - 1, sc.ATTR_STREAM_EVENT_TYPE: str(kind)}
+        if self._capture:
+            value = json_attribute(event, self._policy)
+            if value is not None:
+                attrs[sc.ATTR_STREAM_EVENT_DATA] = value
+        record.span.add_event(sc.EVENT_STREAM_EVENT, attrs)
+
+    def _event(self, run_id: UUID, name: str, attrs: dict[str, Any], content: dict[str, Any]) -> None:
+        record = self._recording(run_id)
+        if record is None:
+            return
+        if self._capture:
+            for key, value in content.items():
+                if value is None:
+                    continue
+                if isinstance(value, str):
+                    text = text_attribute(value, self._policy)
+                else:
+                    text = json_attribute(value, self._policy)
+                if text is not None:
+                    attrs[key] = text
+        record.span.add_event(name, attrs)
+
+    @guarded
+    def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        tool = getattr(action, "tool", None)
+        attrs = {sc.ATTR_AGENT_TOOL: tool} if isinstance(tool, str) else {}
+        self._event(run_id, sc.EVENT_AGENT_ACTION, attrs, {
+            sc.ATTR_AGENT_TOOL_INPUT: getattr(action, "tool_input", None),
+            sc.ATTR_AGENT_LOG: getattr(action, "log", None),
+        })
+
+    @guarded
+    def on_agent_finish(self, finish: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._event(run_id, sc.EVENT_AGENT_FINISH, {}, {
+            sc.ATTR_AGENT_OUTPUT: getattr(finish, "return_values", None),
+            sc.ATTR_AGENT_LOG: getattr(finish, "log", None),
+        })
+
+    @guarded
+    def on_text(self, text: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._event(run_id, sc.EVENT_TEXT, {}, {sc.ATTR_TEXT: text})
+
+    @guarded
+    def on_retry(self, retry_state: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        attrs: dict[str, Any] = {}
+        attempt = getattr(retry_state, "attempt_number", None)
+        if isinstance(attempt, int):
+            attrs[sc.ATTR_RETRY_ATTEMPT] = attempt
+        outcome = getattr(retry_state, "outcome", None)
+        if outcome is not None and getattr(outcome, "failed", False):
+            error = outcome.exception()
+            if error is not None:
+                attrs[sc.ATTR_RETRY_ERROR] = _mapping.error_type(error)
+        self._event(run_id, sc.EVENT_RETRY, attrs, {})
+
+    @guarded
+    def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        attrs = {sc.ATTR_CUSTOM_EVENT_NAME: str(name)[:256]}
+        self._event(run_id, sc.EVENT_CUSTOM, attrs, {sc.ATTR_CUSTOM_EVENT_DATA: data})

@@ -1,0 +1,335 @@
+"""The LangChain callback handler: each callback maps (``_mapping``), books (``_runs``), then emits on the span.
+
+Every ``on_*`` method runs inside :func:`~otel_callbacks._guard.guarded`: whatever LangChain passes, no exception
+reaches the user's chain (unless ``raise_error`` is set, as our own tests do), and each kind of internal failure
+is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+
+from otel_callbacks import _config, _mapping, _messages
+from otel_callbacks import _semconv as sc
+from otel_callbacks._content import DEFAULT_MAX_VALUE_LENGTH, ContentPolicy, Redactor, json_attribute, text_attribute
+from otel_callbacks._events import EventCallbacks
+from otel_callbacks._guard import guarded
+from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup
+from otel_callbacks._version import __version__
+
+_logger = logging.getLogger("otel_callbacks")
+_OK = Status(StatusCode.OK)
+_SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+DEFAULT_MAX_OPEN_RUNS = 10_000
+
+
+class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
+    """Turns every LangChain run (chain, chat model, LLM, tool, retriever, agent, graph) into an OpenTelemetry span.
+
+    Spans nest exactly as LangChain's run tree, follow the GenAI semantic conventions, and the run's span is current
+    while the run's own code executes, so spans your code opens inside a tool or lambda nest under it. Works in sync
+    and async code, threads and LangGraph. Content (prompts, messages, tool arguments, documents) is recorded only when
+    ``capture_content`` is true or ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` says so.
+
+    Args:
+        tracer_provider: where spans go; the global provider when ``None``.
+        capture_content: record content; ``None`` reads the environment variable (default off).
+        redact: applied to every string of content before it is recorded; if it raises, the content is dropped.
+        max_value_length: longest attribute value written (content and metadata), default 16 KiB
+            (``OTEL_CALLBACKS_MAX_VALUE_LENGTH``); longer values are cut, JSON stays valid.
+        max_open_runs: bound on runs open at once (``OTEL_CALLBACKS_MAX_OPEN_RUNS``, default 10000); past it the
+            oldest run's span is ended with status ERROR so memory stays bounded.
+        max_metadata_attributes: at most this many ``langchain.metadata.*`` attributes per span (default 32), so the
+            SDK's attribute limit never drops the GenAI attributes.
+        stream_events: one span event per streamed chunk (default on).
+
+    Example:
+        >>> from otel_callbacks import OpenTelemetryCallbackHandler
+        >>> handler = OpenTelemetryCallbackHandler()
+        >>> # chain.invoke({"question": "hi"}, config={"callbacks": [handler]})
+    """
+
+    run_inline = True  # start callbacks must run in the caller's context so the span can be made current there
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        *,
+        capture_content: bool | None = None,
+        redact: Redactor | None = None,
+        max_value_length: int | None = None,
+        max_open_runs: int | None = None,
+        max_metadata_attributes: int = 32,
+        stream_events: bool = True,
+    ) -> None:
+        self._tracer = trace.get_tracer("otel_callbacks", __version__, tracer_provider, schema_url=_SCHEMA_URL)
+        self._policy = ContentPolicy(
+            capture=_config.capture_content(capture_content),
+            max_length=_config.positive_int(max_value_length, sc.ENV_MAX_VALUE_LENGTH, DEFAULT_MAX_VALUE_LENGTH, 64),
+            redact=redact,
+        )
+        self._capture = self._policy.capture
+        self._max_len = self._policy.max_length
+        self._max_metadata = max_metadata_attributes
+        self._stream_events = stream_events
+        self._runs = RunRegistry(_config.positive_int(max_open_runs, sc.ENV_MAX_OPEN_RUNS, DEFAULT_MAX_OPEN_RUNS))
+        self._failures: set[tuple[str, str]] = set()
+
+    # One handler, one run map: LangChain copies handlers when it merges callback managers.
+    def __copy__(self) -> OpenTelemetryCallbackHandler:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> OpenTelemetryCallbackHandler:
+        return self
+
+    @property
+    def open_runs(self) -> int:
+        """How many runs this handler has started and not yet ended."""
+        return len(self._runs)
+
+    # --- starts -------------------------------------------------------------------------------------------------------
+    def _start(
+        self, run_id: UUID, parent_run_id: UUID | None, name: str, kind: SpanKind, op: str,
+        attrs: dict[str, Any], run_type: str, tags: Any, metadata: Any,
+    ) -> RunRecord | None:
+        if claimed(run_id):  # a second start, or another handler already traces this run
+            return None
+        parent = lookup(parent_run_id)
+        # No known parent: the ambient context (e.g. the web request's span) is the parent.
+        span = self._tracer.start_span(name, parent.parent_ctx if parent else None, kind, attrs)
+        record = RunRecord(span, parent, op, time.monotonic_ns(), self._runs)
+        if record.recording:
+            span.set_attributes(
+                _mapping.run_attributes(run_id, run_type, tags, metadata, self._max_len, self._max_metadata)
+            )
+        for old in self._runs.add(run_id, record):
+            self._evict(old)
+        enter(record)
+        return record
+
+    @guarded
+    def on_chain_start(
+        self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any,
+    ) -> None:
+        name = _mapping.serialized_name(serialized, kwargs.get("name"))
+        span_name, kind, attrs = _mapping.chain_span(name, metadata, tags, serialized)
+        op = attrs.get(sc.GEN_AI_OPERATION_NAME, "chain")
+        run_type = kwargs.get("run_type") or "chain"
+        record = self._start(run_id, parent_run_id, span_name, kind, op, attrs, run_type, tags, metadata)
+        if record is not None and record.recording and self._capture:
+            self._set_json(record, sc.LC_CHAIN_INPUTS, inputs)
+
+    @guarded
+    def on_chat_model_start(
+        self, serialized: dict[str, Any] | None, messages: list[list[Any]], *, run_id: UUID,
+        parent_run_id: UUID | None = None, tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._start_model(serialized, messages, True, run_id, parent_run_id, tags, metadata, kwargs)
+
+    @guarded
+    def on_llm_start(
+        self, serialized: dict[str, Any] | None, prompts: list[str], *, run_id: UUID,
+        parent_run_id: UUID | None = None, tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._start_model(serialized, prompts, False, run_id, parent_run_id, tags, metadata, kwargs)
+
+    def _start_model(
+        self, serialized: Any, inputs: Any, chat: bool, run_id: UUID, parent_run_id: UUID | None, tags: Any,
+        metadata: Any, kwargs: dict[str, Any],
+    ) -> None:
+        params = kwargs.get("invocation_params")
+        span_name, attrs = _mapping.llm_span(serialized, params, metadata, chat=chat)
+        op = attrs[sc.GEN_AI_OPERATION_NAME]
+        record = self._start(run_id, parent_run_id, span_name, SpanKind.CLIENT, op, attrs, "llm", tags, metadata)
+        if record is None or not record.recording:
+            return
+        record.span.set_attributes(_mapping.llm_request_attributes(params, metadata))
+        if self._capture:
+            if chat:
+                system, history = _messages.input_messages(inputs)
+                if system:
+                    self._set_json(record, sc.GEN_AI_SYSTEM_INSTRUCTIONS, system)
+            else:
+                history = _messages.prompt_messages(inputs)
+            self._set_json(record, sc.GEN_AI_INPUT_MESSAGES, history)
+            tools = _messages.tool_definitions(params)
+            if tools:
+                self._set_json(record, sc.GEN_AI_TOOL_DEFINITIONS, tools)
+
+    @guarded
+    def on_tool_start(
+        self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID, parent_run_id: UUID | None = None,
+        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        span_name, attrs = _mapping.tool_span(serialized, kwargs.get("name"), kwargs.get("tool_call_id"))
+        record = self._start(
+            run_id, parent_run_id, span_name, SpanKind.INTERNAL, sc.OP_EXECUTE_TOOL, attrs, "tool", tags, metadata
+        )
+        if record is not None and record.recording and self._capture:
+            self._set_json(record, sc.GEN_AI_TOOL_CALL_ARGUMENTS, _messages.tool_arguments(input_str, inputs))
+
+    @guarded
+    def on_retriever_start(
+        self, serialized: dict[str, Any] | None, query: str, *, run_id: UUID, parent_run_id: UUID | None = None,
+        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any,
+    ) -> None:
+        span_name, attrs = _mapping.retriever_span(serialized, kwargs.get("name"), metadata)
+        record = self._start(
+            run_id, parent_run_id, span_name, SpanKind.CLIENT, sc.OP_RETRIEVAL, attrs, "retriever", tags, metadata
+        )
+        if record is not None and record.recording and self._capture and isinstance(query, str):
+            value = text_attribute(query, self._policy)
+            if value is not None:
+                record.span.set_attribute(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, value)
+
+    # --- ends ---------------------------------------------------------------------------------------------------------
+    def _finish(self, record: RunRecord) -> None:
+        """Totals, status OK, restore the context, end the span: whatever happened before, the span ends once."""
+        try:
+            if record.recording:
+                if record.model_runs:
+                    record.span.set_attributes({
+                        sc.LC_USAGE_INPUT_TOKENS: record.input_tokens,
+                        sc.LC_USAGE_OUTPUT_TOKENS: record.output_tokens,
+                        sc.LC_USAGE_MODEL_RUNS: record.model_runs,
+                    })
+                record.span.set_status(_OK)
+        finally:
+            leave(record)
+            record.span.end()
+
+    @guarded
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        record = self._runs.pop(run_id)
+        if record is None:
+            return
+        try:
+            if record.recording and self._capture:
+                self._set_json(record, sc.LC_CHAIN_OUTPUTS, outputs)
+        finally:
+            self._finish(record)
+
+    @guarded
+    def on_llm_end(self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        record = self._runs.pop(run_id)
+        if record is None:
+            return
+        try:
+            attrs = _mapping.llm_response_attributes(response)
+            inp = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)
+            out = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
+            if inp or out:
+                self._runs.add_usage(record, inp, out)
+            if record.recording:
+                if record.chunks:
+                    attrs[sc.GEN_AI_REQUEST_STREAM] = True
+                    attrs["langchain.stream.chunk_count"] = record.chunks
+                    if record.first_chunk_ns:
+                        attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
+                record.span.set_attributes(attrs)
+                if self._capture:
+                    self._set_json(record, sc.GEN_AI_OUTPUT_MESSAGES, _messages.output_messages(response))
+        finally:
+            self._finish(record)
+
+    @guarded
+    def on_tool_end(self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        record = self._runs.pop(run_id)
+        if record is None:
+            return
+        try:
+            if record.recording and self._capture:
+                self._set_json(record, sc.GEN_AI_TOOL_CALL_RESULT, _messages.tool_result(output))
+        finally:
+            self._finish(record)
+
+    @guarded
+    def on_retriever_end(
+        self, documents: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        record = self._runs.pop(run_id)
+        if record is None:
+            return
+        try:
+            if record.recording and isinstance(documents, list):
+                record.span.set_attribute(sc.LC_RETRIEVAL_DOCUMENT_COUNT, len(documents))
+                if self._capture:
+                    self._set_json(record, sc.GEN_AI_RETRIEVAL_DOCUMENTS, _messages.documents(documents))
+        finally:
+            self._finish(record)
+
+    # --- errors -------------------------------------------------------------------------------------------------------
+    def _error(self, error: BaseException, run_id: UUID) -> None:
+        record = self._runs.pop(run_id)
+        if record is None:
+            return
+        try:
+            if record.recording:
+                span = record.span
+                if _mapping.is_control_flow(error):
+                    span.add_event(sc.EVENT_INTERRUPT, {"exception.type": _mapping.error_type(error)})
+                else:
+                    span.set_attribute(sc.ERROR_TYPE, _mapping.error_type(error))
+                    span.set_status(Status(StatusCode.ERROR, _mapping.error_description(error)))
+                    span.record_exception(error, escaped=True)
+        finally:
+            try:
+                leave(record)
+            finally:
+                record.span.end()
+
+    @guarded
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error(error, run_id)
+
+    @guarded
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error(error, run_id)
+
+    @guarded
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error(error, run_id)
+
+    @guarded
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error(error, run_id)
+
+    # --- helpers ------------------------------------------------------------------------------------------------------
+    def _set_json(self, record: RunRecord, key: str, value: Any) -> None:
+        text = json_attribute(value, self._policy)
+        if text is not None:
+            record.span.set_attribute(key, text)
+
+    def _evict(self, record: RunRecord) -> None:
+        try:
+            if record.recording:
+                record.span.set_attribute(sc.LC_EVICTED, True)
+                record.span.set_status(Status(StatusCode.ERROR, "run never ended; evicted to bound memory"))
+        finally:
+            try:
+                leave(record)
+            finally:
+                record.span.end()
+
+    def _report_failure(self, callback: str, exc: Exception) -> None:
+        key = (callback, type(exc).__name__)
+        if key in self._failures:
+            _logger.debug("otel-callbacks: %s failed again: %r", callback, exc)
+            return
+        if len(self._failures) < 1000:
+            self._failures.add(key)
+        _logger.warning(
+            "otel-callbacks: %s failed (%s); the chain goes on, this kind of failure is logged once.",
+            callback, type(exc).__name__, exc_info=exc,
+        )

@@ -1,0 +1,432 @@
+"""Pure mapping from LangChain callback arguments to span names, kinds and attributes.
+
+"Where is the tool span named?" — here. Nothing in this module touches spans, context, the clock, the environment or
+I/O, and nothing raises on odd shapes: LangChain passes ``None`` where dicts are expected, ``serialized=None`` for
+LangGraph nodes, and providers differ in where they put model names and usage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry.trace import SpanKind
+
+from otel_callbacks import _semconv as sc
+
+Attributes = dict[str, Any]
+
+# LangChain's ``ls_provider`` -> the semconv well-known ``gen_ai.provider.name``. Unknown providers keep their name.
+_PROVIDERS: dict[str, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "azure": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "azure_ai": "azure.ai.inference",
+    "bedrock": "aws.bedrock",
+    "amazon_bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock",
+    "google_vertexai": "gcp.vertex_ai",
+    "vertexai": "gcp.vertex_ai",
+    "google_genai": "gcp.gen_ai",
+    "google_gemini": "gcp.gemini",
+    "mistral": "mistral_ai",
+    "mistralai": "mistral_ai",
+    "groq": "groq",
+    "cohere": "cohere",
+    "deepseek": "deepseek",
+    "perplexity": "perplexity",
+    "xai": "x_ai",
+    "x_ai": "x_ai",
+    "ibm": "ibm.watsonx.ai",
+    "watsonx": "ibm.watsonx.ai",
+}
+
+# Request parameters as providers spell them in ``invocation_params`` -> semconv attribute.
+_REQUEST_PARAMS: tuple[tuple[str, str], ...] = (
+    ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
+    ("max_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
+    ("max_completion_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
+    ("max_output_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
+    ("max_tokens_to_sample", sc.GEN_AI_REQUEST_MAX_TOKENS),
+    ("num_predict", sc.GEN_AI_REQUEST_MAX_TOKENS),
+    ("top_p", sc.GEN_AI_REQUEST_TOP_P),
+    ("top_k", sc.GEN_AI_REQUEST_TOP_K),
+    ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ("seed", sc.GEN_AI_REQUEST_SEED),
+    ("n", sc.GEN_AI_REQUEST_CHOICE_COUNT),
+)
+_FLOAT_PARAMS = frozenset(
+    {
+        sc.GEN_AI_REQUEST_TEMPERATURE,
+        sc.GEN_AI_REQUEST_TOP_P,
+        sc.GEN_AI_REQUEST_TOP_K,
+        sc.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+        sc.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    }
+)
+_MODEL_KEYS = ("model", "model_name", "model_id", "deployment_name", "azure_deployment", "repo_id")
+_BASE_URL_KEYS = (
+    "base_url",
+    "openai_api_base",
+    "api_base",
+    "azure_endpoint",
+    "anthropic_api_url",
+    "endpoint_url",
+    "endpoint",
+)
+_CONVERSATION_KEYS = ("thread_id", "session_id", "conversation_id")
+# LangChain marks its own ids this way when the provider sent none; they are not the provider's response id.
+_GENERATED_ID_PREFIXES = ("run-", "lc_run-", "lc_")
+
+
+def _get(obj: Any, key: str) -> Any:
+    """``obj[key]`` for mappings, ``obj.key`` otherwise, ``None`` when absent or failing."""
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    try:
+        return getattr(obj, key, None)
+    except Exception:
+        return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def provider_name(ls_provider: Any) -> str | None:
+    """Semconv ``gen_ai.provider.name`` for LangChain's ``ls_provider`` metadata value."""
+    if not isinstance(ls_provider, str) or not ls_provider:
+        return None
+    return _PROVIDERS.get(ls_provider.lower(), ls_provider)
+
+
+def serialized_name(serialized: Any, name: Any = None) -> str:
+    """The run's name as LangChain's tracers compute it: ``name=``, then ``serialized['name']``, then the class."""
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(serialized, Mapping):
+        s_name = serialized.get("name")
+        if isinstance(s_name, str) and s_name:
+            return s_name
+        ids = serialized.get("id")
+        if isinstance(ids, list | tuple) and ids and isinstance(ids[-1], str):
+            return ids[-1]
+    return "unknown"
+
+
+def _serialized_kwargs(serialized: Any) -> Mapping[str, Any]:
+    kwargs = serialized.get("kwargs") if isinstance(serialized, Mapping) else None
+    return kwargs if isinstance(kwargs, Mapping) else {}
+
+
+def request_model(serialized: Any, invocation_params: Any, metadata: Any) -> str | None:
+    """The requested model: invocation params, then ``ls_model_name`` metadata, then constructor kwargs."""
+    if isinstance(invocation_params, Mapping):
+        for key in _MODEL_KEYS:
+            model = _str(invocation_params.get(key))
+            if model:
+                return model
+    if isinstance(metadata, Mapping):
+        model = _str(metadata.get("ls_model_name"))
+        if model:
+            return model
+    kwargs = _serialized_kwargs(serialized)
+    for key in _MODEL_KEYS:
+        model = _str(kwargs.get(key))
+        if model:
+            return model
+    return None
+
+
+def server_address(serialized: Any, invocation_params: Any) -> tuple[str, int] | None:
+    """Host and port of the model endpoint when the client's base URL is known."""
+    sources = (invocation_params, _serialized_kwargs(serialized))
+    for source in sources:
+        if not isinstance(source, Mapping):
+            continue
+        for key in _BASE_URL_KEYS:
+            url = _str(source.get(key))
+            if url:
+                try:
+                    parts = urlsplit(url if "//" in url else "//" + url)
+                    host, port = parts.hostname, parts.port
+                except ValueError:
+                    continue
+                if host:
+                    return host, port or (80 if parts.scheme == "http" else 443)
+    return None
+
+
+def llm_span(serialized: Any, invocation_params: Any, metadata: Any, *, chat: bool) -> tuple[str, Attributes]:
+    """Name and sampling-relevant attributes of a model span (given at span start)."""
+    op = sc.OP_CHAT if chat else sc.OP_TEXT_COMPLETION
+    model = request_model(serialized, invocation_params, metadata)
+    attrs: Attributes = {sc.GEN_AI_OPERATION_NAME: op}
+    provider = provider_name(metadata.get("ls_provider")) if isinstance(metadata, Mapping) else None
+    if provider:
+        attrs[sc.GEN_AI_PROVIDER_NAME] = provider
+    if model:
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
+    server = server_address(serialized, invocation_params)
+    if server:
+        attrs[sc.SERVER_ADDRESS], attrs[sc.SERVER_PORT] = server
+    return (f"{op} {model}" if model else op), attrs
+
+
+def llm_request_attributes(invocation_params: Any, metadata: Any) -> Attributes:
+    """Request parameters (temperature, max tokens, stop sequences, ...) of a model run."""
+    attrs: Attributes = {}
+    params = invocation_params if isinstance(invocation_params, Mapping) else {}
+    meta = metadata if isinstance(metadata, Mapping) else {}
+    for key, attr in _REQUEST_PARAMS:
+        value = params.get(key)
+        if value is None and attr not in attrs:
+            value = meta.get("ls_" + key)
+        if isinstance(value, bool) or attr in attrs:
+            continue
+        if attr in _FLOAT_PARAMS and isinstance(value, int | float):
+            attrs[attr] = float(value)
+        elif isinstance(value, int):
+            attrs[attr] = value
+    if attrs.get(sc.GEN_AI_REQUEST_CHOICE_COUNT) == 1:
+        del attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT]  # the conventions record it only when != 1
+    stop = params.get("stop") or params.get("stop_sequences") or meta.get("ls_stop")
+    if isinstance(stop, str):
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+    elif isinstance(stop, list | tuple) and stop and all(isinstance(s, str) for s in stop):
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = list(stop)
+    if params.get("stream") is True or params.get("streaming") is True:
+        attrs[sc.GEN_AI_REQUEST_STREAM] = True
+    return attrs
+
+
+def chain_span(name: str, metadata: Any, tags: Any, serialized: Any) -> tuple[str, SpanKind, Attributes]:
+    """Name, kind and operation attributes of a chain run: an agent, a LangGraph workflow root, or a plain chain."""
+    meta = metadata if isinstance(metadata, Mapping) else {}
+    if _is_agent(name, meta, tags, serialized):
+        return f"{sc.OP_INVOKE_AGENT} {name}", SpanKind.INTERNAL, {
+            sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
+            sc.GEN_AI_AGENT_NAME: name,
+        }
+    if meta.get("ls_integration") == "langgraph" and "langgraph_node" not in meta:
+        return f"{sc.OP_INVOKE_WORKFLOW} {name}", SpanKind.INTERNAL, {
+            sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_WORKFLOW,
+            sc.GEN_AI_WORKFLOW_NAME: name,
+        }
+    return name, SpanKind.INTERNAL, {}
+
+
+def _is_agent(name: str, meta: Mapping[str, Any], tags: Any, serialized: Any) -> bool:
+    agent_name = meta.get("lc_agent_name")
+    if agent_name is not None and agent_name == name and meta.get("ls_integration") == "langchain_create_agent":
+        # Nodes of the agent graph inherit the metadata; only the graph's own run carries the agent's name.
+        return not (isinstance(tags, list) and any(isinstance(t, str) and t.startswith("graph:step:") for t in tags))
+    if isinstance(serialized, Mapping):
+        ids = serialized.get("id")
+        if isinstance(ids, list) and ids and ids[-1] == "AgentExecutor":
+            return True
+    return False
+
+
+def tool_span(serialized: Any, name: Any, tool_call_id: Any) -> tuple[str, Attributes]:
+    """Name and attributes of a tool run."""
+    tool_name = serialized_name(serialized, name)
+    attrs: Attributes = {
+        sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
+        sc.GEN_AI_TOOL_NAME: tool_name,
+        sc.GEN_AI_TOOL_TYPE: "function",
+    }
+    description = _str(serialized.get("description")) if isinstance(serialized, Mapping) else None
+    if description:
+        attrs[sc.GEN_AI_TOOL_DESCRIPTION] = description
+    call_id = _str(tool_call_id)
+    if call_id:
+        attrs[sc.GEN_AI_TOOL_CALL_ID] = call_id
+    return f"{sc.OP_EXECUTE_TOOL} {tool_name}", attrs
+
+
+def retriever_span(serialized: Any, name: Any, metadata: Any) -> tuple[str, Attributes]:
+    """Name and attributes of a retriever run; the retriever's name is the data source."""
+    source = serialized_name(serialized, name)
+    attrs: Attributes = {sc.GEN_AI_OPERATION_NAME: sc.OP_RETRIEVAL, sc.GEN_AI_DATA_SOURCE_ID: source}
+    provider = metadata.get("ls_vector_store_provider") if isinstance(metadata, Mapping) else None
+    if isinstance(provider, str) and provider:
+        attrs[sc.GEN_AI_PROVIDER_NAME] = provider
+    return f"{sc.OP_RETRIEVAL} {source}", attrs
+
+
+def run_attributes(
+    run_id: Any, run_type: str, tags: Any, metadata: Any, max_length: int, max_metadata: int
+) -> Attributes:
+    """Attributes every run carries: id, type, tags, metadata and the conversation id."""
+    attrs: Attributes = {sc.LC_RUN_ID: str(run_id), sc.LC_RUN_TYPE: run_type}
+    if isinstance(tags, list) and tags:
+        clean = [t[:max_length] for t in tags if isinstance(t, str)]
+        if clean:
+            attrs[sc.LC_TAGS] = clean
+    if isinstance(metadata, Mapping) and metadata:
+        for key in _CONVERSATION_KEYS:
+            value = metadata.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+                attrs[sc.GEN_AI_CONVERSATION_ID] = str(value)[:max_length]
+                break
+        for i, (key, value) in enumerate(metadata.items()):
+            if i >= max_metadata:
+                attrs[sc.LC_METADATA_PREFIX + "dropped_count"] = len(metadata) - max_metadata
+                break
+            converted = metadata_value(value, max_length)
+            if converted is not None:
+                attrs[sc.LC_METADATA_PREFIX + str(key)] = converted
+    return attrs
+
+
+def metadata_value(value: Any, max_length: int) -> Any:
+    """Primitives as they are, anything else as compact JSON; strings cut to ``max_length``."""
+    if isinstance(value, str):
+        return value if len(value) <= max_length else value[:max_length]
+    if isinstance(value, bool | int | float):
+        return value if not isinstance(value, int) or -(2**63) <= value < 2**63 else str(value)
+    if value is None:
+        return None
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    except (TypeError, ValueError, RecursionError):
+        text = _describe(value)
+    return text if len(text) <= max_length else text[:max_length]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, set | frozenset):
+        return list(obj)
+    return _describe(obj)
+
+
+def _describe(obj: Any) -> str:
+    try:
+        return str(obj)
+    except Exception:
+        return f"<{type(obj).__name__}>"
+
+
+def _usage_dict(message: Any) -> Mapping[str, Any] | None:
+    usage = _get(message, "usage_metadata")
+    return usage if isinstance(usage, Mapping) else None
+
+
+def usage_attributes(usage: Mapping[str, Any]) -> Attributes:
+    """Token counts of LangChain's ``UsageMetadata`` (or an OpenAI-style ``token_usage`` dict) as semconv attributes."""
+    attrs: Attributes = {}
+    inp = _int(usage.get("input_tokens"))
+    if inp is None:
+        inp = _int(usage.get("prompt_tokens"))
+    out = _int(usage.get("output_tokens"))
+    if out is None:
+        out = _int(usage.get("completion_tokens"))
+    if inp is not None:
+        attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = inp
+    if out is not None:
+        attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = out
+    in_details = usage.get("input_token_details") or usage.get("prompt_tokens_details")
+    if isinstance(in_details, Mapping):
+        cache_read = _int(in_details.get("cache_read"))
+        if cache_read is None:
+            cache_read = _int(in_details.get("cached_tokens"))
+        if cache_read:
+            attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
+        cache_creation = _int(in_details.get("cache_creation"))
+        if cache_creation:
+            attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cache_creation
+    out_details = usage.get("output_token_details") or usage.get("completion_tokens_details")
+    if isinstance(out_details, Mapping):
+        reasoning = _int(out_details.get("reasoning"))
+        if reasoning is None:
+            reasoning = _int(out_details.get("reasoning_tokens"))
+        if reasoning:
+            attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+    return attrs
+
+
+def llm_response_attributes(response: Any) -> Attributes:
+    """Response model, id, finish reasons and usage from an ``LLMResult``, streamed or not.
+
+    Streaming results carry no ``llm_output``; the merged message's ``response_metadata`` and ``usage_metadata``
+    do, which is where this looks first.
+    """
+    attrs: Attributes = {}
+    finish_reasons: list[str] = []
+    usage_total: dict[str, int] = {}
+    generations = _get(response, "generations")
+    for gen_list in generations if isinstance(generations, list) else ():
+        for gen in gen_list if isinstance(gen_list, list) else ():
+            message = _get(gen, "message")
+            meta = _get(message, "response_metadata") if message is not None else None
+            info = _get(gen, "generation_info")
+            for source in (meta, info):
+                if not isinstance(source, Mapping):
+                    continue
+                reason = _str(source.get("finish_reason")) or _str(source.get("stop_reason"))
+                if reason:
+                    finish_reasons.append(reason)
+                    break
+            if isinstance(meta, Mapping):
+                model = _str(meta.get("model_name")) or _str(meta.get("model"))
+                if model and sc.GEN_AI_RESPONSE_MODEL not in attrs:
+                    attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+                resp_id = _str(meta.get("id"))
+                if resp_id and sc.GEN_AI_RESPONSE_ID not in attrs:
+                    attrs[sc.GEN_AI_RESPONSE_ID] = resp_id
+            msg_id = _str(_get(message, "id")) if message is not None else None
+            if msg_id and sc.GEN_AI_RESPONSE_ID not in attrs and not msg_id.startswith(_GENERATED_ID_PREFIXES):
+                attrs[sc.GEN_AI_RESPONSE_ID] = msg_id
+            usage = _usage_dict(message) if message is not None else None
+            if usage:
+                for key, value in usage_attributes(usage).items():
+                    usage_total[key] = usage_total.get(key, 0) + value
+    if finish_reasons:
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons
+    llm_output = _get(response, "llm_output")
+    if isinstance(llm_output, Mapping):
+        model = _str(llm_output.get("model_name")) or _str(llm_output.get("model"))
+        if model and sc.GEN_AI_RESPONSE_MODEL not in attrs:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+        if not usage_total:
+            token_usage = llm_output.get("token_usage") or llm_output.get("usage")
+            if isinstance(token_usage, Mapping):
+                usage_total = usage_attributes(token_usage)
+    attrs.update(usage_total)
+    return attrs
+
+
+def error_type(error: BaseException) -> str:
+    """``error.type``: the exception's class name, qualified when it is not a builtin."""
+    cls = type(error)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def error_description(error: BaseException, limit: int = 256) -> str:
+    """A short status description: ``Class: message`` on one line, never a traceback."""
+    try:
+        message = str(error)
+    except Exception:
+        message = ""
+    message = " ".join(message.split())
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_control_flow(error: BaseException) -> bool:
+    """LangGraph interrupts and handoffs (``GraphBubbleUp`` and subclasses) pause or redirect a graph; not errors."""
+    return any(cls.__name__ == "GraphBubbleUp" for cls in type(error).__mro__)
+
+
+def as_str_list(value: Sequence[Any] | None) -> list[str]:
+    return [v for v in value or () if isinstance(v, str)]

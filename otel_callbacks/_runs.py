@@ -1,0 +1,164 @@
+"""Run bookkeeping: run id -> span, parent lookup, and making each run's span current while its code executes.
+
+Parenting is explicit: a run's span is started under its parent run's span (found by ``parent_run_id``), or under
+the ambient OpenTelemetry context for a root run. No LangChain types and no attribute building here.
+
+Making the span current is the delicate part. langchain-core calls ``on_*_start`` in the caller's context, then
+runs the run's code in a *copy* of that context, so attaching the span at start is what makes spans the user opens
+inside a tool or lambda nest under the run. But async ``on_*_end`` callbacks run in a shielded task with yet another
+copy, where a ``detach`` cannot reach the caller's context (that is the "Failed to detach context" peers log, and
+how they leak an ended span into the next trace). We never detach by token. At end we (1) reset the variable when
+we are still in the context we attached to, and (2) *retire* the context object we attached: its contents become
+those of the context that was current before the run. Any context still pointing at it — the caller's, after an
+``await chain.ainvoke()`` — then sees exactly the ambient span and baggage again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from uuid import UUID
+
+from opentelemetry import context as context_api
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, set_span_in_context
+
+_logger = logging.getLogger(__name__)
+
+
+class RunRecord:
+    """One open run: its span, the contexts around it, and what its end needs (stream timing, token sums)."""
+
+    __slots__ = (
+        "chunks",
+        "ctx",
+        "first_chunk_ns",
+        "input_tokens",
+        "last_chunk_ns",
+        "model_runs",
+        "op",
+        "output_tokens",
+        "owner",
+        "parent",
+        "parent_ctx",
+        "prev",
+        "recording",
+        "span",
+        "start_ns",
+    )
+
+    def __init__(self, span: Span, parent: RunRecord | None, op: str, start_ns: int, owner: RunRegistry) -> None:
+        self.span = span
+        self.parent = parent
+        self.op = op
+        self.start_ns = start_ns
+        self.owner = owner
+        self.recording = span.is_recording()
+        # Children are started under this context: it holds only our span and is never retired.
+        self.parent_ctx: Context = set_span_in_context(span, Context())
+        self.ctx: Context | None = None
+        self.prev: Context | None = None
+        self.chunks = 0
+        self.first_chunk_ns = 0
+        self.last_chunk_ns = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.model_runs = 0
+
+
+# Every open run of every handler in the process, for parent lookup across handlers and so that a run is traced once
+# even when the instrumented global handler and an explicitly passed one both see it.
+_OPEN: dict[UUID, RunRecord] = {}
+
+
+def lookup(run_id: UUID | None) -> RunRecord | None:
+    """The open run with this id, whichever handler traces it."""
+    return _OPEN.get(run_id) if run_id is not None else None  # type: ignore[arg-type]
+
+
+def claimed(run_id: UUID) -> bool:
+    return run_id in _OPEN
+
+
+class RunRegistry:
+    """The open runs of one handler, bounded: past ``max_open`` the oldest is evicted (its span ended)."""
+
+    def __init__(self, max_open: int) -> None:
+        self.max_open = max_open
+        self.evicted = 0
+        self._runs: dict[UUID, RunRecord] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def get(self, run_id: UUID) -> RunRecord | None:
+        return self._runs.get(run_id)
+
+    def add(self, run_id: UUID, record: RunRecord) -> list[RunRecord]:
+        """Register a started run; returns the runs evicted to stay within the bound (the caller ends them)."""
+        evicted: list[RunRecord] = []
+        with self._lock:
+            self._runs[run_id] = record
+            _OPEN[run_id] = record
+            while len(self._runs) > self.max_open:
+                old_id = next(iter(self._runs))
+                evicted.append(self._runs.pop(old_id))
+                _OPEN.pop(old_id, None)
+        if evicted:
+            if self.evicted == 0:
+                _logger.warning(
+                    "otel-callbacks: more than %d runs open at once; ending the oldest unfinished runs' spans "
+                    "(status ERROR, langchain.run.evicted=true). Runs that never end (abandoned generators, lost "
+                    "callbacks) cause this; raise max_open_runs if you really run that many at once.",
+                    self.max_open,
+                )
+            self.evicted += len(evicted)
+        return evicted
+
+    def pop(self, run_id: UUID) -> RunRecord | None:
+        """Remove and return a run of this handler; ``None`` if unknown (never started, ended, or another's)."""
+        with self._lock:
+            record = self._runs.pop(run_id, None)
+            if record is not None:
+                _OPEN.pop(run_id, None)
+        return record
+
+    def add_usage(self, record: RunRecord, input_tokens: int, output_tokens: int) -> None:
+        """Add a model run's tokens to every run above it (the totals chain and agent spans carry)."""
+        with self._lock:
+            parent = record.parent
+            while parent is not None:
+                parent.input_tokens += input_tokens
+                parent.output_tokens += output_tokens
+                parent.model_runs += 1
+                parent = parent.parent
+
+
+def enter(record: RunRecord) -> None:
+    """Make the run's span current in the calling context (the one langchain-core copies for the run's code)."""
+    prev = context_api.get_current()
+    ctx = set_span_in_context(record.span, prev)
+    record.prev = prev
+    record.ctx = ctx
+    context_api.attach(ctx)
+
+
+def leave(record: RunRecord) -> None:
+    """Undo :func:`enter` wherever the end callback runs, without tokens (see the module docstring)."""
+    ctx, prev = record.ctx, record.prev
+    if ctx is None or prev is None:
+        return
+    if context_api.get_current() is ctx:
+        context_api.attach(prev)
+    _retire(ctx, prev)
+
+
+def _retire(ctx: Context, prev: Context) -> None:
+    # Context is an immutable dict by convention only; the dict methods below bypass its __setitem__ guard on
+    # purpose. Update first, then drop extra keys, so a concurrent reader sees the run's span or the ambient one,
+    # never an empty context.
+    dict.update(ctx, prev)
+    if len(ctx) != len(prev):
+        for key in [k for k in ctx if k not in prev]:
+            dict.pop(ctx, key, None)
