@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = REPO_ROOT / ".venv-phoenix"
 INSTALL_TIMEOUT_S = 1800.0
 _LOG_TAIL_LINES = 40
+_LOG_TAIL_CHARS = 6000
 
 
 class PhoenixInstallError(RuntimeError):
@@ -61,7 +63,24 @@ def _log_tail(log: Path, lines: int = _LOG_TAIL_LINES) -> str:
         text = log.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         return f"(no log: {exc})"
-    return "\n".join(text.splitlines()[-lines:])
+    tail = "\n".join(text.splitlines()[-lines:])
+    return tail if len(tail) <= _LOG_TAIL_CHARS else "..." + tail[-_LOG_TAIL_CHARS:]
+
+
+def _clear(directory: Path, keep: set[Path]) -> None:
+    leftovers = [child for child in directory.iterdir() if child not in keep and child.name != "install.log"]
+    if leftovers and not (directory / "pyvenv.cfg").is_file():
+        # Never wipe a directory that is not (the remains of) a virtualenv: the location can come from the env.
+        raise PhoenixInstallError(
+            f"{directory} exists, is not empty and is not a virtualenv; remove it or point {VENV_ENV_VAR} elsewhere"
+        )
+    for child in directory.iterdir():
+        if child in keep:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 @contextmanager
@@ -111,15 +130,17 @@ def ensure_phoenix_venv(venv: Path | None = None, python: str | None = None) -> 
     exe = phoenix_executable(venv)
     if is_installed(venv):
         return exe
-    lock = venv.parent / f".{venv.name}.lock"
-    log = venv.parent / f".{venv.name}-install.log"
+    # Lock and log live inside the venv directory (gitignored with it); clearing keeps the lock file itself.
+    venv.mkdir(parents=True, exist_ok=True)
+    lock = venv / ".install.lock"
+    log = venv / "install.log"
     with _locked(lock):
         if is_installed(venv):  # another process finished the install while we waited
             return exe
+        _clear(venv, keep={lock})  # a half-made venv from an interrupted run is wiped, not patched
         log.write_text(f"# installing {PHOENIX_REQUIREMENT} into {venv}\n", encoding="utf-8")
         deadline = time.monotonic() + INSTALL_TIMEOUT_S
-        # --clear: a half-made venv from an interrupted run is wiped, not patched.
-        _run_logged([python or sys.executable, "-m", "venv", "--clear", str(venv)], log, deadline)
+        _run_logged([python or sys.executable, "-m", "venv", str(venv)], log, deadline)
         venv_python = str(venv / "bin" / "python")
         pip = [venv_python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
         _run_logged([*pip, "install", "--quiet", "--upgrade", "pip"], log, deadline)
