@@ -1,0 +1,72 @@
+"""Build the official OTLP span exporters from already-resolved settings (no env reading here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from opentelemetry.sdk.trace.export import SpanExporter
+
+GRPC = "grpc"
+HTTP_PROTOBUF = "http/protobuf"
+PROTOCOLS = (GRPC, HTTP_PROTOBUF)
+DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
+DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
+TRACES_PATH = "v1/traces"
+
+
+def traces_url(base: str) -> str:
+    """Append ``v1/traces`` to a base OTLP/HTTP endpoint, as the spec says for ``OTEL_EXPORTER_OTLP_ENDPOINT``.
+
+    A base that already ends in ``/v1/traces`` is kept as is, so a full signal URL passed where a base was expected
+    still works.
+
+    Example:
+        >>> traces_url("http://collector:4318")
+        'http://collector:4318/v1/traces'
+        >>> traces_url("http://collector:4318/otlp/")
+        'http://collector:4318/otlp/v1/traces'
+    """
+    parts = urlsplit(base)
+    path = parts.path.rstrip("/")
+    if path.endswith("/" + TRACES_PATH):
+        return urlunsplit(parts)
+    return urlunsplit(parts._replace(path=f"{path}/{TRACES_PATH}"))
+
+
+def infer_protocol(endpoint: str | None) -> str:
+    """Guess the protocol from the conventional port: 4318 is OTLP/HTTP, anything else gRPC (the Python default).
+
+    Example:
+        >>> infer_protocol("http://localhost:4318"), infer_protocol("http://localhost:4317")
+        ('http/protobuf', 'grpc')
+    """
+    try:
+        port = urlsplit(endpoint).port if endpoint else None
+    except ValueError:
+        port = None
+    return HTTP_PROTOBUF if port == 4318 else GRPC
+
+
+def make_otlp_exporter(
+    protocol: str, endpoint: str, *, headers: Mapping[str, str], timeout: float, insecure: bool | None = None
+) -> SpanExporter:
+    """Create the official OTLP exporter; ``endpoint`` is the final URL (HTTP: including ``/v1/traces``).
+
+    The exporter modules are imported here, not at module import, so that console-only users never pay for grpc.
+    """
+    if protocol == HTTP_PROTOBUF:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+        return HttpExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout)
+    if protocol == GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        # gRPC metadata keys must be lowercase; the exporter passes them through untouched.
+        return GrpcExporter(
+            endpoint=endpoint,
+            insecure=insecure,
+            headers={k.lower(): v for k, v in headers.items()},
+            timeout=timeout,
+        )
+    raise ValueError(f"unknown OTLP protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")

@@ -1,0 +1,249 @@
+"""One-line tracing setup: resolve settings (argument > ``OTEL_*`` env > default), then build a ``TracerProvider``.
+
+This is the only module that reads the environment. A bad env value logs one warning that names the variable and the
+valid values, then the default is used; a bad *argument* raises ``ValueError`` (as the OTel SDK does).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import IO
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanProcessor,
+)
+from opentelemetry.util.types import AttributeValue
+
+from otel_callbacks._exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
+from otel_callbacks._exporters._otlp import make_otlp_exporter
+from otel_callbacks._settings import TracingSettings, resolve_settings
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TracingSettings", "build_provider", "resolve_settings", "setup_tracing", "shutdown_bounded"]
+
+
+class _Provider(TracerProvider):
+    """A ``TracerProvider`` whose ``shutdown`` runs once: our exit hook may follow the user's own shutdown call."""
+
+    def __init__(self, resource: Resource) -> None:
+        # The SDK's own atexit hook waits up to 30 s per processor; ours (registered in build_provider) is bounded.
+        super().__init__(resource=resource, shutdown_on_exit=False)
+        self._shutdown_lock = threading.Lock()
+        self._is_shut_down = False
+
+    def shutdown(self) -> None:
+        with self._shutdown_lock:
+            if self._is_shut_down:
+                return
+            self._is_shut_down = True
+        super().shutdown()
+
+
+def setup_tracing(
+    exporters: str | Sequence[str | SpanExporter] | None = None,
+    *,
+    file_path: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    service_name: str | None = None,
+    resource_attributes: Mapping[str, AttributeValue] | None = None,
+    console_format: str | None = None,
+    console_out: IO[str] | None = None,
+    batch: bool = True,
+    set_global: bool = True,
+    exit_timeout_millis: int | None = None,
+) -> TracerProvider:
+    """Configure a ``TracerProvider`` with console, file and/or OTLP exporters, and install it globally.
+
+    Args:
+        exporters: names among ``console``, ``file``, ``otlp``, ``none`` (a list or a comma string), and/or
+            ``SpanExporter`` instances. Default: ``OTEL_TRACES_EXPORTER``, else the exporters implied by
+            ``file_path``/``endpoint``, else ``console``.
+        file_path: OTLP/JSON lines file for ``file`` (default ``OTEL_CALLBACKS_FILE_PATH``, else ``traces.jsonl``).
+        endpoint: OTLP endpoint. For ``http/protobuf`` a base URL gets ``/v1/traces`` appended, like
+            ``OTEL_EXPORTER_OTLP_ENDPOINT``. Default ``http://localhost:4317`` (gRPC) / ``:4318`` (HTTP).
+        protocol: ``grpc`` or ``http/protobuf``; default from env, else guessed from the port (4318 → HTTP), else gRPC.
+        headers: extra OTLP request headers (default ``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS``).
+        timeout: OTLP request timeout in seconds (default ``OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT``, else 10).
+        service_name: ``service.name`` resource attribute; wins over ``OTEL_SERVICE_NAME``.
+        resource_attributes: more resource attributes; win over ``OTEL_RESOURCE_ATTRIBUTES``.
+        console_format: ``tree`` (default) or ``json`` (the SDK's one-JSON-object-per-span output).
+        console_out: stream for the console exporter (default: ``sys.stdout`` at print time).
+        batch: export file/OTLP spans from a background thread (``BatchSpanProcessor``, tuned by ``OTEL_BSP_*``).
+            The console always prints synchronously so output appears right away.
+        set_global: install the provider with ``trace.set_tracer_provider`` unless one is already installed.
+        exit_timeout_millis: at interpreter exit pending spans are flushed for at most this long (default
+            ``OTEL_CALLBACKS_EXIT_TIMEOUT``, else 5000).
+
+    Returns:
+        The configured provider. Pass it to ``OpenTelemetryCallbackHandler(tracer_provider=...)`` when
+        ``set_global=False``.
+
+    Example:
+        >>> import otel_callbacks
+        >>> provider = otel_callbacks.setup_tracing(["console", "file"], file_path="traces.jsonl", set_global=False)
+        >>> provider.shutdown()
+    """
+    names: str | Sequence[str] | None
+    instances: list[SpanExporter] = []
+    if exporters is None or isinstance(exporters, str):
+        names = exporters
+    else:
+        instances = [e for e in exporters if isinstance(e, SpanExporter)]
+        names = [e for e in exporters if not isinstance(e, SpanExporter)]
+        if not names and instances:
+            names = ["none"]
+    settings = resolve_settings(
+        exporters=names, file_path=file_path, endpoint=endpoint, protocol=protocol, headers=headers, timeout=timeout,
+        console_format=console_format, exit_timeout_millis=exit_timeout_millis,
+    )
+    return build_provider(
+        settings, service_name=service_name, resource_attributes=resource_attributes, extra_exporters=instances,
+        console_out=console_out, batch=batch, set_global=set_global,
+    )
+
+
+def build_provider(
+    settings: TracingSettings,
+    *,
+    service_name: str | None = None,
+    resource_attributes: Mapping[str, AttributeValue] | None = None,
+    extra_exporters: Sequence[SpanExporter] = (),
+    console_out: IO[str] | None = None,
+    batch: bool = True,
+    set_global: bool = True,
+) -> TracerProvider:
+    """Build the provider for already-resolved settings (the CLI resolves once, then inspects the settings)."""
+    attributes: dict[str, AttributeValue] = dict(resource_attributes or {})
+    if service_name:
+        attributes["service.name"] = service_name
+    provider = _Provider(_make_resource(attributes))
+    for name in settings.exporters:
+        exporter = _make_exporter(name, settings, console_out)
+        if exporter is None:
+            continue
+        sync = name == "console" or not batch  # console output should appear as the trace ends, not 5 s later
+        provider.add_span_processor(SimpleSpanProcessor(exporter) if sync else _batch(exporter, settings))
+    for exporter in extra_exporters:
+        provider.add_span_processor(_batch(exporter, settings) if batch else SimpleSpanProcessor(exporter))
+    atexit.register(_shutdown_at_exit, weakref.ref(provider), settings.exit_timeout_millis)
+    if set_global:
+        _install_global(provider)
+    return provider
+
+
+def _make_resource(attributes: dict[str, AttributeValue]) -> Resource:
+    # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME; resolve_settings has already warned
+    # about malformed pairs there, so the SDK's duplicate warning is filtered out for this one call.
+    sdk_logger = logging.getLogger("opentelemetry.sdk.resources")
+    duplicate = _DropMessages("Invalid key value resource attribute pair")
+    sdk_logger.addFilter(duplicate)
+    try:
+        return Resource.create(attributes)
+    finally:
+        sdk_logger.removeFilter(duplicate)
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self._prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self._prefix)
+
+
+def _make_exporter(name: str, settings: TracingSettings, console_out: IO[str] | None) -> SpanExporter | None:
+    try:
+        if name == "console":
+            if settings.console_format == "json":
+                return ConsoleSpanExporter() if console_out is None else ConsoleSpanExporter(out=console_out)
+            return ConsoleTreeSpanExporter(console_out)
+        if name == "file":
+            return OtlpJsonFileSpanExporter(settings.file_path)
+        if name == "otlp":
+            return make_otlp_exporter(
+                settings.protocol, settings.endpoint, headers=settings.headers, timeout=settings.timeout
+            )
+    except Exception as exc:  # e.g. the gRPC exporter re-parses OTEL_EXPORTER_OTLP_TRACES_TIMEOUT and raises
+        logger.warning("Could not create the %s span exporter, continuing without it: %s", name, exc)
+        return None
+    raise AssertionError(f"unreachable exporter name {name!r}")
+
+
+def _batch(exporter: SpanExporter, settings: TracingSettings) -> SpanProcessor:
+    bsp = settings.bsp
+    return BatchSpanProcessor(
+        exporter,
+        max_queue_size=bsp.max_queue_size,
+        schedule_delay_millis=bsp.schedule_delay_millis,
+        max_export_batch_size=bsp.max_export_batch_size,
+        export_timeout_millis=bsp.export_timeout_millis,
+    )
+
+
+def _install_global(provider: TracerProvider) -> None:
+    current = trace.get_tracer_provider()
+    if not isinstance(current, trace.ProxyTracerProvider):
+        # The API allows setting the global provider once; say so instead of letting the API log a terse warning.
+        logger.warning(
+            "A global TracerProvider (%s) is already installed; the new provider is returned but not installed. "
+            "Pass it explicitly: OpenTelemetryCallbackHandler(tracer_provider=provider).",
+            type(current).__name__,
+        )
+        return
+    trace.set_tracer_provider(provider)
+
+
+def shutdown_bounded(provider: TracerProvider, timeout_millis: int) -> bool:
+    """Shut ``provider`` down (flushing pending spans) but wait at most ``timeout_millis``.
+
+    Returns True if shutdown finished in time. An unreachable OTLP endpoint can otherwise hold a process for the
+    exporter's full retry budget; the shutdown runs in a daemon thread so the interpreter may exit regardless.
+
+    Example:
+        >>> # shutdown_bounded(provider, 2000)
+    """
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            provider.shutdown()
+        except Exception:  # telemetry failures are logged, never raised into the host
+            logger.exception("Error while shutting down the tracer provider")
+        finally:
+            done.set()
+
+    try:
+        threading.Thread(target=run, name="otel-callbacks-shutdown", daemon=True).start()
+    except RuntimeError:  # threads can no longer be started very late in interpreter shutdown
+        run()
+    if done.wait(max(timeout_millis, 0) / 1000):
+        return True
+    logger.warning(
+        "Gave up flushing spans after %d ms at shutdown; some spans may be lost "
+        "(raise OTEL_CALLBACKS_EXIT_TIMEOUT to wait longer).",
+        timeout_millis,
+    )
+    return False
+
+
+def _shutdown_at_exit(ref: weakref.ref[TracerProvider], timeout_millis: int) -> None:
+    provider = ref()
+    if provider is not None:
+        shutdown_bounded(provider, timeout_millis)

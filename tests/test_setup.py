@@ -1,0 +1,398 @@
+"""Tests for setup_tracing: env precedence and warnings, provider wiring, OTLP export, bounded exit."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_callbacks._settings import resolve_settings
+from otel_callbacks._setup import setup_tracing, shutdown_bounded
+from tests._otlp_receiver import GrpcReceiver, HttpReceiver
+
+ROOT = Path(__file__).resolve().parents[1]
+_OTEL_VARS = [
+    "OTEL_TRACES_EXPORTER", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_CALLBACKS_FILE_PATH",
+    "OTEL_CALLBACKS_CONSOLE_FORMAT", "OTEL_CALLBACKS_EXIT_TIMEOUT", "OTEL_EXPORTER_OTLP_INSECURE",
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from an environment without OTEL_* settings leaking in from the shell."""
+    for name in _OTEL_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(name="providers")
+def _providers() -> Iterator[list[TracerProvider]]:
+    """Collects providers made by a test and shuts them down afterwards (stops batch threads)."""
+    made: list[TracerProvider] = []
+    yield made
+    for provider in made:
+        provider.shutdown()
+
+
+def one_warning(caplog: pytest.LogCaptureFixture) -> str:
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    return warnings[0]
+
+
+class TestExporterSelection:
+    def test_default_is_console(self) -> None:
+        """With nothing set the console exporter is used, with gRPC to localhost as OTLP default."""
+        settings = resolve_settings()
+        assert settings.exporters == ("console",)
+        assert (settings.protocol, settings.endpoint) == ("grpc", "http://localhost:4317")
+
+    def test_env_list(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OTEL_TRACES_EXPORTER is a comma list, case and spaces ignored, duplicates dropped."""
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", " Console, file ,console")
+        assert resolve_settings().exporters == ("console", "file")
+
+    def test_argument_beats_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An explicit exporters argument wins over OTEL_TRACES_EXPORTER."""
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+        assert resolve_settings(exporters=["file"]).exporters == ("file",)
+
+    def test_none_disables(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OTEL_TRACES_EXPORTER=none means no exporter at all."""
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+        assert resolve_settings().exporters == ()
+
+    def test_bad_env_value_warns_and_defaults(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A typo gives one warning naming the variable and the valid values, then the console default."""
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "consle")
+        assert resolve_settings().exporters == ("console",)
+        message = one_warning(caplog)
+        assert "OTEL_TRACES_EXPORTER" in message and "console, file, otlp, none" in message
+
+    def test_bad_entry_dropped(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        """Unknown names in a list are dropped with a warning; the valid ones stay."""
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp,jaeger")
+        assert resolve_settings().exporters == ("otlp",)
+        assert "'otlp,jaeger'" in one_warning(caplog)
+
+    def test_bad_argument_raises(self) -> None:
+        """An unknown exporter name passed in code is a ValueError."""
+        with pytest.raises(ValueError, match="jaeger"):
+            resolve_settings(exporters=["jaeger"])
+
+    def test_distro_alias_sets_protocol(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """opentelemetry-distro names (otlp_proto_http) select otlp with that protocol."""
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp_proto_http")
+        settings = resolve_settings()
+        assert settings.exporters == ("otlp",)
+        assert settings.endpoint == "http://localhost:4318/v1/traces"
+
+    def test_file_path_and_endpoint_imply_exporters(self) -> None:
+        """file_path= / endpoint= without exporters= turn those exporters on instead of console."""
+        assert resolve_settings(file_path="x.jsonl").exporters == ("file",)
+        assert resolve_settings(endpoint="http://h:4317", file_path="x").exporters == ("file", "otlp")
+
+    def test_file_path_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OTEL_CALLBACKS_FILE_PATH sets the file path; the argument still wins."""
+        monkeypatch.setenv("OTEL_CALLBACKS_FILE_PATH", "/tmp/a.jsonl")
+        assert resolve_settings().file_path == "/tmp/a.jsonl"
+        assert resolve_settings(file_path="b.jsonl").file_path == "b.jsonl"
+        monkeypatch.delenv("OTEL_CALLBACKS_FILE_PATH")
+        assert resolve_settings().file_path == "traces.jsonl"
+
+
+class TestEndpointAndProtocol:
+    def test_http_base_endpoint_gets_signal_path(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OTEL_EXPORTER_OTLP_ENDPOINT is a base: /v1/traces is appended for HTTP (OTLP spec)."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/prefix/")
+        assert resolve_settings().endpoint == "http://collector:4318/prefix/v1/traces"
+
+    def test_traces_endpoint_used_as_is(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is a full URL, used unchanged, and beats the base variable."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://full:9999/custom")
+        assert resolve_settings().endpoint == "http://full:9999/custom"
+
+    def test_grpc_endpoint_unchanged(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """gRPC endpoints have no signal path."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317")
+        assert resolve_settings().endpoint == "https://collector:4317"
+
+    def test_argument_endpoint_beats_env_and_infers_http(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """endpoint= wins over env; port 4318 means OTLP/HTTP when no protocol is set."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317")
+        settings = resolve_settings(endpoint="http://arg:4318")
+        assert (settings.protocol, settings.endpoint) == ("http/protobuf", "http://arg:4318/v1/traces")
+
+    def test_full_signal_url_argument_not_doubled(self) -> None:
+        """A full /v1/traces URL given as endpoint= is not extended again."""
+        assert resolve_settings(endpoint="http://h:4318/v1/traces").endpoint == "http://h:4318/v1/traces"
+
+    def test_bad_env_endpoint_warns(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        """A schemeless endpoint in env warns (naming the variable) and falls back to the default."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317")
+        assert resolve_settings().endpoint == "http://localhost:4317"
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in one_warning(caplog)
+
+    def test_bad_argument_endpoint_raises(self) -> None:
+        """A malformed endpoint argument is a ValueError."""
+        with pytest.raises(ValueError, match="endpoint"):
+            resolve_settings(endpoint="collector:4317")
+
+    def test_bad_protocol_env_warns(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        """http/json is rejected with a warning listing grpc and http/protobuf."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json")
+        assert resolve_settings().protocol == "grpc"
+        message = one_warning(caplog)
+        assert "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" in message and "grpc, http/protobuf" in message
+
+    def test_bad_protocol_argument_raises(self) -> None:
+        """protocol= must be grpc or http/protobuf."""
+        with pytest.raises(ValueError, match="protocol"):
+            resolve_settings(protocol="http")
+
+
+class TestOtherEnv:
+    def test_headers_parsed(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        """Headers are key=value pairs, URL-decoded; malformed entries warn once and are skipped."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b,broken,x=1")
+        assert resolve_settings().headers == {"api-key": "a b", "x": "1"}
+        assert "OTEL_EXPORTER_OTLP_HEADERS" in one_warning(caplog)
+        assert resolve_settings(headers={"k": "v"}).headers == {"k": "v"}
+
+    def test_timeout(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        """The traces timeout beats the general one; a bad one warns and uses 10 s."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3")
+        assert resolve_settings().timeout == 3.0
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1")
+        assert resolve_settings().timeout == 10.0
+        assert "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" in one_warning(caplog)
+
+    def test_bsp_values_and_bad_values(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        """OTEL_BSP_* are read; a non-integer warns and keeps the SDK default."""
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "250")
+        monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "lots")
+        bsp = resolve_settings().bsp
+        assert (bsp.schedule_delay_millis, bsp.max_queue_size) == (250, 2048)
+        message = one_warning(caplog)
+        assert "OTEL_BSP_MAX_QUEUE_SIZE" in message and "integer" in message
+
+    def test_bsp_batch_larger_than_queue_clamped(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A batch size above the queue size (an SDK ValueError) is clamped with a warning instead."""
+        monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "10")
+        monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100")
+        assert resolve_settings().bsp.max_export_batch_size == 10
+        assert "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in one_warning(caplog)
+
+    def test_console_format_env(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        """OTEL_CALLBACKS_CONSOLE_FORMAT picks json; a bad value warns and keeps tree."""
+        monkeypatch.setenv("OTEL_CALLBACKS_CONSOLE_FORMAT", "JSON")
+        assert resolve_settings().console_format == "json"
+        monkeypatch.setenv("OTEL_CALLBACKS_CONSOLE_FORMAT", "pretty")
+        assert resolve_settings().console_format == "tree"
+        assert "tree, json" in one_warning(caplog)
+
+    def test_exit_timeout_env(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        """OTEL_CALLBACKS_EXIT_TIMEOUT is milliseconds; a bad value warns and uses 5000."""
+        monkeypatch.setenv("OTEL_CALLBACKS_EXIT_TIMEOUT", "100")
+        assert resolve_settings().exit_timeout_millis == 100
+        monkeypatch.setenv("OTEL_CALLBACKS_EXIT_TIMEOUT", "soon")
+        assert resolve_settings().exit_timeout_millis == 5000
+        assert "OTEL_CALLBACKS_EXIT_TIMEOUT" in one_warning(caplog)
+
+
+class TestProvider:
+    def test_resource_precedence(
+        self, monkeypatch: pytest.MonkeyPatch, providers: list[TracerProvider], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """service_name= beats OTEL_SERVICE_NAME; OTEL_RESOURCE_ATTRIBUTES applies; a bad pair warns once."""
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=dev,oops")
+        providers.append(p := setup_tracing("none", service_name="from-arg", resource_attributes={"team": "ai"},
+                                            set_global=False))
+        attrs = p.resource.attributes
+        assert (attrs["service.name"], attrs["deployment.environment"], attrs["team"]) == ("from-arg", "dev", "ai")
+        assert "OTEL_RESOURCE_ATTRIBUTES" in one_warning(caplog)
+        providers.append(p2 := setup_tracing("none", set_global=False))
+        assert p2.resource.attributes["service.name"] == "from-env"
+
+    def test_console_tree_prints_on_root_end(self, providers: list[TracerProvider]) -> None:
+        """The console exporter prints synchronously, as a tree, when the root span ends."""
+        out = io.StringIO()
+        providers.append(p := setup_tracing(["console"], console_out=out, set_global=False))
+        tracer = p.get_tracer("t")
+        with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
+            pass
+        assert "└─ root" in out.getvalue() and "   └─ child" in out.getvalue()
+
+    def test_console_json_format(self, providers: list[TracerProvider]) -> None:
+        """console_format='json' keeps the SDK's raw JSON output available."""
+        out = io.StringIO()
+        providers.append(p := setup_tracing(["console"], console_format="json", console_out=out, set_global=False))
+        with p.get_tracer("t").start_as_current_span("root"):
+            pass
+        assert json.loads(out.getvalue())["name"] == "root"
+
+    def test_file_exporter_batches_and_flushes_on_shutdown(self, tmp_path: Path) -> None:
+        """The file exporter is batched: nothing before the flush, the trace on disk after shutdown."""
+        path = tmp_path / "t.jsonl"
+        p = setup_tracing(["file"], file_path=path, set_global=False)
+        with p.get_tracer("t").start_as_current_span("root"):
+            pass
+        assert not path.exists() or path.read_text() == ""
+        p.shutdown()
+        assert '"name":"root"' in path.read_text()
+
+    def test_exporter_instances_accepted(self, providers: list[TracerProvider]) -> None:
+        """SpanExporter objects can be mixed into exporters= (here unbatched)."""
+        memory = InMemorySpanExporter()
+        providers.append(p := setup_tracing([memory], batch=False, set_global=False))
+        with p.get_tracer("t").start_as_current_span("root"):
+            pass
+        assert [s.name for s in memory.get_finished_spans()] == ["root"]
+
+    def test_broken_grpc_env_does_not_stop_setup(
+        self, monkeypatch: pytest.MonkeyPatch, providers: list[TracerProvider], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The gRPC exporter re-reads a bad timeout and raises; setup logs it and carries on."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "abc")
+        providers.append(setup_tracing(["otlp"], protocol="grpc", set_global=False))
+        assert "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" in caplog.text
+        assert "Could not create the otlp span exporter" in caplog.text
+
+    def test_shutdown_runs_once(self) -> None:
+        """A second shutdown (user call, then our exit hook) does not shut exporters down twice."""
+        calls: list[str] = []
+
+        class Counting(InMemorySpanExporter):
+            def shutdown(self) -> None:
+                calls.append("shutdown")
+
+        p = setup_tracing([Counting()], set_global=False)
+        p.shutdown()
+        p.shutdown()
+        assert calls == ["shutdown"]
+
+    def test_shutdown_bounded_gives_up(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A hanging exporter cannot hold shutdown longer than the bound; the give-up is logged."""
+
+        class Hanging(SpanExporter):
+            def export(self, spans: object) -> SpanExportResult:
+                time.sleep(5)
+                return SpanExportResult.SUCCESS
+
+        p = setup_tracing([Hanging()], set_global=False)
+        with p.get_tracer("t").start_as_current_span("root"):
+            pass
+        start = time.monotonic()
+        assert shutdown_bounded(p, 200) is False
+        assert time.monotonic() - start < 2
+        assert "Gave up flushing spans after 200 ms" in caplog.text
+
+
+@pytest.mark.integration
+class TestOtlpExport:
+    def test_grpc_spans_arrive_with_parents_and_headers(self) -> None:
+        """Spans sent over OTLP/gRPC reach a real receiver with names, parent ids and our headers."""
+        with GrpcReceiver() as receiver:
+            p = setup_tracing(["otlp"], endpoint=receiver.endpoint, headers={"X-Api-Key": "s3cret"},
+                              service_name="svc", set_global=False)
+            tracer = p.get_tracer("t")
+            with tracer.start_as_current_span("root") as root, tracer.start_as_current_span("child"):
+                pass
+            p.shutdown()
+            spans = {s.name: s for s in receiver.spans()}
+            assert set(spans) == {"root", "child"}
+            assert spans["child"].parent_span_id.hex() == f"{root.get_span_context().span_id:016x}"
+            assert receiver.headers[0]["x-api-key"] == "s3cret"
+            resource = receiver.requests[0].resource_spans[0].resource.attributes
+            assert {kv.key: kv.value.string_value for kv in resource}["service.name"] == "svc"
+
+    def test_http_base_endpoint_from_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OTLP/HTTP with a base endpoint in env posts to /v1/traces."""
+        with HttpReceiver() as receiver:
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+            monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+            p = setup_tracing(set_global=False)
+            with p.get_tracer("t").start_as_current_span("root"):
+                pass
+            p.shutdown()
+            assert receiver.span_names() == ["root"]
+            assert receiver.paths == ["/v1/traces"]
+
+
+def run_script(code: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    full_env["PYTHONPATH"] = str(ROOT)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=ROOT)
+
+
+class TestProcessLifecycle:
+    def test_global_install_once(self) -> None:
+        """set_global installs the provider; a second call warns and leaves the first in place."""
+        result = run_script("""
+            from opentelemetry import trace
+            from otel_callbacks._setup import setup_tracing
+            first = setup_tracing("none")
+            assert trace.get_tracer_provider() is first
+            second = setup_tracing("none")
+            assert trace.get_tracer_provider() is first
+        """)
+        assert result.returncode == 0, result.stderr
+        assert "already installed" in result.stderr
+
+    def test_spans_flushed_at_exit(self, tmp_path: Path) -> None:
+        """Batched spans still pending at interpreter exit are written by the exit hook."""
+        path = tmp_path / "t.jsonl"
+        result = run_script(f"""
+            from otel_callbacks._setup import setup_tracing
+            p = setup_tracing(["file"], file_path={str(path)!r})
+            with p.get_tracer("t").start_as_current_span("pending-at-exit"):
+                pass
+        """, env={"OTEL_BSP_SCHEDULE_DELAY": "600000"})
+        assert result.returncode == 0, result.stderr
+        assert "pending-at-exit" in path.read_text()
+
+    def test_exit_bounded_with_unresponsive_backend(self) -> None:
+        """A backend that accepts but never answers cannot keep the process alive past the exit bound."""
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+            start = time.monotonic()
+            result = run_script(f"""
+                from otel_callbacks._setup import setup_tracing
+                p = setup_tracing(["otlp"], endpoint={endpoint!r}, protocol="http/protobuf", timeout=30)
+                with p.get_tracer("t").start_as_current_span("root"):
+                    pass
+            """, env={"OTEL_CALLBACKS_EXIT_TIMEOUT": "500"})
+            elapsed = time.monotonic() - start
+        assert result.returncode == 0, result.stderr
+        assert "Gave up flushing spans after 500 ms" in result.stderr
+        assert elapsed < 20
