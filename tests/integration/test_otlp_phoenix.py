@@ -4,6 +4,9 @@ Each test gives its spans a project of its own (resource attribute ``openinferen
 through the official exporters behind a ``BatchSpanProcessor``, calls ``force_flush`` and then polls Phoenix's REST
 API (``GET /v1/projects/{name}/spans``) until they are all there. Every span kept locally by an in-memory exporter
 is compared with the one Phoenix returns: name, trace id, parent id and every attribute.
+
+The LangChain tests run a real ``langchain-core`` chain (``RunnableLambda`` steps, ``GenericFakeChatModel``, a
+``@tool``) traced by ``OpenTelemetryCallbackHandler``: the tree Phoenix stores must be the run tree.
 """
 
 from __future__ import annotations
@@ -14,12 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.tools import tool
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_callbacks import OpenTelemetryCallbackHandler
 
 if TYPE_CHECKING:
     from .conftest import PhoenixServer
@@ -146,3 +155,149 @@ def test_phoenix_listens_on_loopback_only(phoenix: PhoenixServer) -> None:
     for port, addresses in listening.items():
         assert addresses, f"nothing listens on port {port}"
         assert set(addresses) <= loopback, f"port {port} bound to {addresses}"
+
+
+class FakeChat(GenericFakeChatModel):
+    """``GenericFakeChatModel`` with a model name, so that LangChain reports ``ls_model_name`` as a real model does."""
+
+    model_name: str = "fake-chat-1"
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Return the weather of a city."""
+    return f"sunny in {city}"
+
+
+@tool
+def get_forecast(city: str) -> str:
+    """Return tomorrow's forecast for a city."""
+    raise RuntimeError(f"forecast service down for {city}")
+
+
+def _agent_chain(model: FakeChat) -> Runnable[str, str]:
+    """prepare → plan (chat, asks for a tool) → act (runs the tool calls) → answer (chat) → final, as one root run."""
+
+    def to_messages(question: str) -> list[BaseMessage]:
+        return [HumanMessage(content=question)]
+
+    def ask(messages: list[BaseMessage]) -> list[BaseMessage]:
+        return [*messages, model.invoke(messages)]
+
+    def act(messages: list[BaseMessage]) -> list[BaseMessage]:
+        last = messages[-1]
+        assert isinstance(last, AIMessage)
+        tools = {"get_weather": get_weather, "get_forecast": get_forecast}
+        return [*messages, *(tools[call["name"]].invoke(call) for call in last.tool_calls)]
+
+    def final(messages: list[BaseMessage]) -> str:
+        return str(messages[-1].content)
+
+    chain = (
+        RunnableLambda(to_messages, name="prepare")
+        | RunnableLambda(ask, name="plan")
+        | RunnableLambda(act, name="act")
+        | RunnableLambda(ask, name="answer")
+        | RunnableLambda(final, name="final")
+    )
+    return chain.with_config(run_name="weather_chain")
+
+
+def _scripted_model(tool_name: str) -> FakeChat:
+    return FakeChat(
+        messages=iter(
+            [
+                AIMessage(
+                    content="",
+                    tool_calls=[{"name": tool_name, "args": {"city": "Paris"}, "id": "call_1"}],
+                    usage_metadata={"input_tokens": 11, "output_tokens": 5, "total_tokens": 16},
+                ),
+                AIMessage(
+                    content="It is sunny in Paris.",
+                    usage_metadata={"input_tokens": 20, "output_tokens": 7, "total_tokens": 27},
+                ),
+            ]
+        )
+    )
+
+
+def _handler(provider: TracerProvider) -> OpenTelemetryCallbackHandler:
+    # capture_content=True: the message and tool JSON attributes are the largest values, and must survive too.
+    handler = OpenTelemetryCallbackHandler(tracer_provider=provider, capture_content=True)
+    handler.raise_error = True
+    return handler
+
+
+def _tree(remote: dict[str, dict[str, Any]]) -> set[tuple[str, str | None]]:
+    """(span name, parent span name) for every span Phoenix returned."""
+    return {
+        (s["name"], remote[s["parent_id"]]["name"] if s["parent_id"] is not None else None) for s in remote.values()
+    }
+
+
+CHAIN_TREE = {
+    ("weather_chain", None),
+    ("prepare", "weather_chain"),
+    ("plan", "weather_chain"),
+    ("chat fake-chat-1", "plan"),
+    ("act", "weather_chain"),
+    ("execute_tool get_weather", "act"),
+    ("answer", "weather_chain"),
+    ("chat fake-chat-1", "answer"),
+    ("final", "weather_chain"),
+}
+
+
+def test_langchain_run_tree_arrives_intact(pipeline: Pipeline, phoenix: PhoenixServer) -> None:
+    """A chain with two chat-model calls and a tool call reaches Phoenix as the run tree, attributes unchanged."""
+    result = _agent_chain(_scripted_model("get_weather")).invoke(
+        "Weather in Paris?", config={"callbacks": [_handler(pipeline.provider)]}
+    )
+    assert result == "It is sunny in Paris."
+    local = pipeline.flush()
+    remote = assert_delivered(local, phoenix.wait_for_spans(pipeline.project, len(local)))
+
+    assert len(local) == len(CHAIN_TREE)
+    assert _tree(remote) == CHAIN_TREE
+    assert len({s["context"]["trace_id"] for s in remote.values()}) == 1
+    chats = sorted((s for s in remote.values() if s["name"] == "chat fake-chat-1"), key=lambda s: str(s["start_time"]))
+    assert [
+        (c["attributes"]["gen_ai.usage.input_tokens"], c["attributes"]["gen_ai.usage.output_tokens"]) for c in chats
+    ] == [
+        (11, 5),
+        (20, 7),
+    ]
+    assert all(c["attributes"]["gen_ai.request.model"] == "fake-chat-1" for c in chats)
+    assert all(c["attributes"]["gen_ai.operation.name"] == "chat" for c in chats)
+    (tool_span,) = (s for s in remote.values() if s["name"] == "execute_tool get_weather")
+    assert tool_span["attributes"]["gen_ai.tool.name"] == "get_weather"
+    assert tool_span["attributes"]["gen_ai.tool.call.id"] == "call_1"
+
+
+def test_failed_tool_status_and_exception_event_arrive(pipeline: Pipeline, phoenix: PhoenixServer) -> None:
+    """A tool that raises gives ERROR spans up to the root, and the exception event reaches Phoenix with them."""
+    with pytest.raises(RuntimeError, match="forecast service down"):
+        _agent_chain(_scripted_model("get_forecast")).invoke(
+            "Forecast for Paris?", config={"callbacks": [_handler(pipeline.provider)]}
+        )
+    local = pipeline.flush()
+    remote = assert_delivered(local, phoenix.wait_for_spans(pipeline.project, len(local)))
+
+    assert _tree(remote) == {
+        ("weather_chain", None),
+        ("prepare", "weather_chain"),
+        ("plan", "weather_chain"),
+        ("chat fake-chat-1", "plan"),
+        ("act", "weather_chain"),
+        ("execute_tool get_forecast", "act"),
+    }
+    by_name = {s["name"]: s for s in remote.values()}
+    for name in ("execute_tool get_forecast", "act", "weather_chain"):
+        assert by_name[name]["status_code"] == "ERROR", name
+    tool_span = by_name["execute_tool get_forecast"]
+    assert "forecast service down" in tool_span["status_message"]
+    local_tool = next(s for s in local if s.name == "execute_tool get_forecast")
+    assert [e["name"] for e in tool_span["events"]] == [e.name for e in local_tool.events]
+    exception = next(e for e in tool_span["events"] if e["name"] == "exception")
+    assert exception["attributes"]["exception.type"] == "RuntimeError"
+    assert by_name["chat fake-chat-1"]["status_code"] != "ERROR"
