@@ -30,6 +30,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_callbacks import OpenTelemetryCallbackHandler
 
+try:
+    from otel_callbacks import setup_tracing  # type: ignore[attr-defined,unused-ignore]
+except ImportError:  # the package does not re-export it yet
+    from otel_callbacks._setup import setup_tracing
+
 if TYPE_CHECKING:
     from .conftest import PhoenixServer
 
@@ -301,3 +306,29 @@ def test_failed_tool_status_and_exception_event_arrive(pipeline: Pipeline, phoen
     exception = next(e for e in tool_span["events"] if e["name"] == "exception")
     assert exception["attributes"]["exception.type"] == "RuntimeError"
     assert by_name["chat fake-chat-1"]["status_code"] != "ERROR"
+
+
+def test_setup_tracing_otlp_delivers_the_run_tree(protocol: Protocol, phoenix: PhoenixServer) -> None:
+    """``setup_tracing(exporters=["otlp"], endpoint=..., protocol=...)`` alone gets the run tree into Phoenix."""
+    project = f"otel-callbacks-setup-tracing-{protocol.replace('/', '-')}-{uuid.uuid4().hex[:8]}"
+    # For HTTP the base URL is given, as users give OTEL_EXPORTER_OTLP_ENDPOINT: setup_tracing appends /v1/traces.
+    endpoint = phoenix.grpc_endpoint if protocol == "grpc" else phoenix.base_url
+    local = InMemorySpanExporter()
+    provider = setup_tracing(
+        exporters=["otlp", local],
+        endpoint=endpoint,
+        protocol=protocol,
+        service_name="otel-callbacks-integration",
+        resource_attributes={PROJECT_ATTR: project},
+        set_global=False,
+    )
+    try:
+        _agent_chain(_scripted_model("get_weather")).invoke(
+            "Weather in Paris?", config={"callbacks": [_handler(provider)]}
+        )
+        assert provider.force_flush(timeout_millis=15_000), "force_flush timed out"
+        sent = list(local.get_finished_spans())
+        remote = assert_delivered(sent, phoenix.wait_for_spans(project, len(sent)))
+    finally:
+        provider.shutdown()
+    assert _tree(remote) == CHAIN_TREE
