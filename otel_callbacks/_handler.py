@@ -21,7 +21,7 @@ from otel_callbacks import _semconv as sc
 from otel_callbacks._content import DEFAULT_MAX_VALUE_LENGTH, ContentPolicy, Redactor, json_attribute, text_attribute
 from otel_callbacks._events import EventCallbacks
 from otel_callbacks._guard import guarded
-from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup
+from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup, root_context
 from otel_callbacks._version import __version__
 
 _logger = logging.getLogger("otel_callbacks")
@@ -102,7 +102,8 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         if claimed(run_id):  # a second start, or another handler already traces this run
             return None
         parent = lookup(parent_run_id)
-        # No known parent: the ambient context (e.g. the web request's span) is the parent.
+        if parent is None:
+            root_context()  # no known parent: the ambient context (e.g. the web request's span) is the parent
         span = self._tracer.start_span(name, parent.parent_ctx if parent else None, kind, attrs)
         record = RunRecord(span, parent, op, time.monotonic_ns(), self._runs)
         if record.recording:

@@ -11,19 +11,29 @@ how they leak an ended span into the next trace). We never detach by token. At e
 we are still in the context we attached to, and (2) *retire* the context object we attached: its contents become
 those of the context that was current before the run. Any context still pointing at it — the caller's, after an
 ``await chain.ainvoke()`` — then sees exactly the ambient span and baggage again.
+
+Batch APIs (``RunnableSequence.batch``, ``BaseLLM.generate``) start several root runs one after the other in the same
+context before any of their code runs. A root run must not become the child of the sibling attached just before it
+(OpenLLMetry's batch bug), yet a root run started *inside* another run's code (a chain invoked from a tool with its
+own callbacks) should nest under it. The two differ only in which ``contextvars.Context`` is active: the sibling's
+attach happened in this very context, a run's code executes in a copy. Resetting the sibling's token succeeds only
+in the former, which is exactly the test :func:`root_context` uses.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
+from contextvars import Token
 from uuid import UUID
 
 from opentelemetry import context as context_api
-from opentelemetry.context import Context
+from opentelemetry.context import _RUNTIME_CONTEXT, Context, create_key
 from opentelemetry.trace import Span, set_span_in_context
 
 _logger = logging.getLogger(__name__)
+_RUN_KEY = create_key("otel_callbacks.run")  # marks the contexts we attach, with the run they belong to
 
 
 class RunRecord:
@@ -35,6 +45,7 @@ class RunRecord:
         "first_chunk_ns",
         "input_tokens",
         "last_chunk_ns",
+        "mirrors",
         "model_runs",
         "op",
         "output_tokens",
@@ -45,6 +56,7 @@ class RunRecord:
         "recording",
         "span",
         "start_ns",
+        "token",
     )
 
     def __init__(self, span: Span, parent: RunRecord | None, op: str, start_ns: int, owner: RunRegistry) -> None:
@@ -58,6 +70,9 @@ class RunRecord:
         self.parent_ctx: Context = set_span_in_context(span, Context())
         self.ctx: Context | None = None
         self.prev: Context | None = None
+        self.token: Token[Context] | None = None
+        # Retired child contexts that now mirror ours; they are retired again when this run ends (see _retire).
+        self.mirrors: list[weakref.ref[Context]] | None = None
         self.chunks = 0
         self.first_chunk_ns = 0
         self.last_chunk_ns = 0
@@ -135,13 +150,31 @@ class RunRegistry:
                 parent = parent.parent
 
 
+def root_context() -> None:
+    """Prepare the current context to parent a root run: undo a sibling root's attach made in this same context.
+
+    Returns nothing: afterwards the current context is the root's parent (``start_span(context=None)`` reads it).
+    """
+    sibling = context_api.get_current().get(_RUN_KEY)
+    if not isinstance(sibling, RunRecord) or sibling.token is None:
+        return
+    try:
+        # Only succeeds where the sibling attached; inside a run's code (a copied context) it raises instead,
+        # and the run's span rightly stays the parent. The public detach() would log that as an error.
+        _RUNTIME_CONTEXT.detach(sibling.token)
+    except (ValueError, RuntimeError):
+        return
+    sibling.token = None
+
+
 def enter(record: RunRecord) -> None:
     """Make the run's span current in the calling context (the one langchain-core copies for the run's code)."""
     prev = context_api.get_current()
     ctx = set_span_in_context(record.span, prev)
+    dict.__setitem__(ctx, _RUN_KEY, record)  # a fresh object nobody else holds yet
     record.prev = prev
     record.ctx = ctx
-    context_api.attach(ctx)
+    record.token = context_api.attach(ctx)
 
 
 def leave(record: RunRecord) -> None:
@@ -149,9 +182,15 @@ def leave(record: RunRecord) -> None:
     ctx, prev = record.ctx, record.prev
     if ctx is None or prev is None:
         return
+    record.ctx = record.token = None
     if context_api.get_current() is ctx:
         context_api.attach(prev)
     _retire(ctx, prev)
+    mirrors, record.mirrors = record.mirrors, None
+    for ref in mirrors or ():
+        mirror = ref()
+        if mirror is not None:
+            _retire(mirror, prev)
 
 
 def _retire(ctx: Context, prev: Context) -> None:
@@ -162,3 +201,14 @@ def _retire(ctx: Context, prev: Context) -> None:
     if len(ctx) != len(prev):
         for key in [k for k in ctx if k not in prev]:
             dict.pop(ctx, key, None)
+    # If prev is the context of a run still open (a child ended before its parent), ctx is now a copy of that
+    # context by value; the parent's own retirement must reach it too, or a caller left holding ctx would keep
+    # seeing the parent's span after the parent ended.
+    owner = prev.get(_RUN_KEY)
+    if isinstance(owner, RunRecord) and owner.ctx is not None:
+        mirrors = owner.mirrors
+        if mirrors is None:
+            mirrors = owner.mirrors = []
+        elif len(mirrors) >= 32:
+            mirrors[:] = [r for r in mirrors if r() is not None]
+        mirrors.append(weakref.ref(ctx))
