@@ -127,12 +127,19 @@ def build_provider(
     console_out: IO[str] | None = None,
     batch: bool = True,
     set_global: bool = True,
+    default_service_name: str | None = None,
 ) -> TracerProvider:
-    """Build the provider for already-resolved settings (the CLI resolves once, then inspects the settings)."""
+    """Build the provider for already-resolved settings (the CLI resolves once, then inspects the settings).
+
+    ``default_service_name`` replaces the SDK's ``unknown_service`` when neither an argument nor env names one.
+    """
     attributes: dict[str, AttributeValue] = dict(resource_attributes or {})
     if service_name:
         attributes["service.name"] = service_name
-    provider = _Provider(_make_resource(attributes))
+    resource = _make_resource(attributes)
+    if default_service_name and str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": default_service_name}))
+    provider = _Provider(resource)
     for name in settings.exporters:
         exporter = _make_exporter(name, settings, console_out)
         if exporter is None:

@@ -28,6 +28,9 @@ SUM_OUTPUT_TOKENS = "langchain.usage.output_tokens"
 ERROR_TYPE = "error.type"
 SERVICE_NAME = "service.name"
 
+# Own usage of a model call, then the sums the handler puts on chain/agent spans.
+_TOKEN_GROUPS = (("tokens", INPUT_TOKENS, OUTPUT_TOKENS), ("tokens(sum)", SUM_INPUT_TOKENS, SUM_OUTPUT_TOKENS))
+
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 _MAX_MESSAGE = 160
 
@@ -175,7 +178,7 @@ def _as_int(value: Any) -> int | None:
 
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
 def span_details(span: SpanRecord) -> list[str]:
@@ -191,14 +194,14 @@ def span_details(span: SpanRecord) -> list[str]:
     model = next((attrs[k] for k in MODEL_KEYS if attrs.get(k)), None)
     if model is not None:
         details.append(f"model={model}")
-    for label, in_key, out_key in (("tokens", INPUT_TOKENS, OUTPUT_TOKENS), ("Σtokens", SUM_INPUT_TOKENS,
-                                                                            SUM_OUTPUT_TOKENS)):
+    for label, in_key, out_key in _TOKEN_GROUPS:
         tin, tout = _as_int(attrs.get(in_key)), _as_int(attrs.get(out_key))
         if tin is not None or tout is not None:
             details.append(f"{label} in={tin if tin is not None else '?'} out={tout if tout is not None else '?'}")
     if span.status_code == STATUS_ERROR or attrs.get(ERROR_TYPE):
         err = str(attrs.get(ERROR_TYPE) or "error")
         message = _one_line(span.status_message) if span.status_message else ""
+        message = message.removeprefix(f"{err}:").strip()  # handlers often write "Type: message" already
         details.append(f"ERROR {err}: {message}" if message else f"ERROR {err}")
     return details
 
@@ -220,7 +223,8 @@ def render_trace(trace: Trace, *, ascii_only: bool = False) -> list[str]:
 
     Example:
         >>> # render_trace(build_traces(records)[0])
-        >>> # ['trace 4bf9…  2 spans  1.20 s  tokens in=10 out=3', '└─ invoke_agent agent  1.20 s', '   └─ chat m  ...']
+        >>> # ['trace 4bf9...  2 spans  1.20 s  tokens in=10 out=3',
+        >>> #  '└─ invoke_agent agent  1.20 s', '   └─ chat m  ...']
     """
     tee, last, pipe, blank = ("|- ", "`- ", "|  ", "   ") if ascii_only else ("├─ ", "└─ ", "│  ", "   ")
     start = min((r.span.start_ns for r in trace.roots), default=0)

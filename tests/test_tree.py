@@ -77,7 +77,7 @@ class TestRender:
         ]
         lines = render_trace(build_traces(records)[0])
         assert lines[0].startswith(f"trace {TRACE}  3 spans  1.50 s  tokens in=30 out=12")
-        assert lines[1] == "└─ invoke_agent agent  1.50 s  Σtokens in=30 out=12"
+        assert lines[1] == "└─ invoke_agent agent  1.50 s  tokens(sum) in=30 out=12"
         assert lines[2] == "   ├─ chat gpt-x  2.00 ms  model=gpt-x  tokens in=30 out=12"
         assert lines[3] == "   └─ execute_tool search  1.00 ms  ERROR ValueError: boom second line"
 

@@ -6,7 +6,13 @@ Example:
 
 from otel_callbacks._exporters._console import ConsoleTreeSpanExporter
 from otel_callbacks._exporters._file import OtlpJsonFileSpanExporter
-from otel_callbacks._exporters._otlp_json import decode_request, dumps_line, encode_otlp_json, records_from_request
+from otel_callbacks._exporters._otlp_json import (
+    decode_request,
+    dumps_line,
+    encode_otlp_json,
+    parse_lines,
+    records_from_request,
+)
 
 __all__ = [
     "ConsoleTreeSpanExporter",
@@ -14,5 +20,6 @@ __all__ = [
     "decode_request",
     "dumps_line",
     "encode_otlp_json",
+    "parse_lines",
     "records_from_request",
 ]

@@ -15,7 +15,7 @@ from otel_callbacks._tree import SpanRecord, build_traces, record_from_span, ren
 
 logger = logging.getLogger(__name__)
 
-_BOX_CHARS = "├└│─Σ…"
+_BOX_CHARS = "├└│─"
 
 
 class ConsoleTreeSpanExporter(SpanExporter):
@@ -32,7 +32,7 @@ class ConsoleTreeSpanExporter(SpanExporter):
     Example:
         >>> # provider.add_span_processor(SimpleSpanProcessor(ConsoleTreeSpanExporter()))
         >>> # trace 4bf9...  3 spans  12.0 ms  tokens in=12 out=5
-        >>> # └─ invoke_agent weather_agent  12.0 ms  Σtokens in=12 out=5
+        >>> # └─ invoke_agent weather_agent  12.0 ms  tokens(sum) in=12 out=5
         >>> #    └─ chat demo-model  1.2 ms  model=demo-model  tokens in=12 out=5
     """
 

@@ -16,7 +16,7 @@ import base64
 import binascii
 import copy
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from google.protobuf import json_format
@@ -152,3 +152,34 @@ def _hex_to_b64(key: str, value: str) -> str:
     if len(raw) != _ID_LENGTHS[key]:
         raise ValueError(f"{key} {value!r} must be {_ID_LENGTHS[key]} bytes, got {len(raw)}")
     return value
+
+
+def parse_lines(lines: Iterable[str]) -> tuple[list[ExportTraceServiceRequest], list[tuple[int, str]]]:
+    """Parse OTLP/JSON lines (ours or the Collector ``file`` exporter's); blank lines are skipped.
+
+    Returns the parsed requests and ``(line_number, problem)`` for each malformed line, so callers can show the good
+    lines and still report the bad ones.
+
+    Example:
+        >>> requests, errors = parse_lines(['{"resourceSpans": []}', "not json"])
+        >>> len(requests), errors[0][0]
+        (1, 2)
+    """
+    requests: list[ExportTraceServiceRequest] = []
+    errors: list[tuple[int, str]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append((number, f"invalid JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        except RecursionError:
+            errors.append((number, "invalid JSON: nested too deeply"))
+            continue
+        try:
+            requests.append(decode_request(data))
+        except (ValueError, RecursionError) as exc:
+            errors.append((number, f"not an OTLP/JSON trace request: {exc}"))
+    return requests, errors

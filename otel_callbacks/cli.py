@@ -1,0 +1,203 @@
+"""``otel-callbacks`` command line: ``demo``, ``view`` and ``send``.
+
+Only argument parsing, file handling, printing and exit codes live here; trees come from ``_tree`` and parsing from
+``_exporters``. Exit codes: 0 success, 1 a problem with the data or backend (reported on stderr), 2 usage errors.
+
+Example:
+    >>> # otel-callbacks demo
+    >>> # otel-callbacks demo --exporter file --file traces.jsonl && otel-callbacks view traces.jsonl
+    >>> # OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 otel-callbacks demo --exporter otlp
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import IO
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otel_callbacks._exporters import parse_lines, records_from_request
+from otel_callbacks._exporters._otlp import PROTOCOLS
+from otel_callbacks._settings import CONSOLE_FORMATS, EXPORTER_NAMES, resolve_settings
+from otel_callbacks._tree import SpanRecord, Trace, build_traces, record_from_span, render_traces
+
+_MAX_REPORTED_ERRORS = 20
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the process exit code.
+
+    Example:
+        >>> # raise SystemExit(main(["view", "traces.jsonl", "--trace", "4bf9"]))
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except BrokenPipeError:  # e.g. `otel-callbacks view big.jsonl | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otel-callbacks", description="OpenTelemetry tracing for LangChain.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run a traced chain + agent on fake models (no network, no API key)")
+    demo.add_argument("--exporter", action="append", metavar="NAME",
+                      help=f"{', '.join(EXPORTER_NAMES)}; repeat or comma-separate (default: OTEL_TRACES_EXPORTER, "
+                      "else console)")
+    demo.add_argument("--file", metavar="PATH", help="file for the file exporter (default: traces.jsonl)")
+    demo.add_argument("--endpoint", metavar="URL", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+    demo.add_argument("--protocol", choices=PROTOCOLS, help="OTLP protocol (default: from env or the port)")
+    demo.add_argument("--console-format", choices=CONSOLE_FORMATS, help="console output (default: tree)")
+    demo.add_argument("--service-name", help="service.name (default: OTEL_SERVICE_NAME, else otel-callbacks-demo)")
+    demo.set_defaults(run=_demo)
+
+    view = sub.add_parser("view", help="print the traces in an OTLP/JSON lines file as trees")
+    view.add_argument("file", metavar="FILE", help="OTLP/JSON lines file ('-' for stdin)")
+    view.add_argument("--trace", metavar="ID", help="only the trace whose id starts with ID")
+    view.add_argument("--ascii", action="store_true", help="ASCII connectors instead of box drawing")
+    view.set_defaults(run=_view)
+
+    send = sub.add_parser("send", help="replay an OTLP/JSON lines file to an OTLP backend")
+    send.add_argument("file", metavar="FILE", help="OTLP/JSON lines file ('-' for stdin)")
+    send.add_argument("--endpoint", metavar="URL", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+    send.add_argument("--protocol", choices=PROTOCOLS, help="OTLP protocol (default: from env or the port)")
+    send.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="extra request header")
+    send.set_defaults(run=_send)
+    return parser
+
+
+def _eprint(*parts: object) -> None:
+    print(*parts, file=sys.stderr)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from otel_callbacks import OpenTelemetryCallbackHandler
+        from otel_callbacks._demo import run_demo
+    except ImportError as exc:
+        _eprint(f"otel-callbacks demo: missing dependency ({exc.name}); "
+                "install it with: pip install 'otel-callbacks[demo]'")
+        return 1
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_callbacks._setup import build_provider, shutdown_bounded
+
+    try:
+        settings = resolve_settings(exporters=args.exporter, file_path=args.file, endpoint=args.endpoint,
+                                    protocol=args.protocol, console_format=args.console_format)
+    except ValueError as exc:
+        _eprint(f"otel-callbacks demo: {exc}")
+        return 2
+    provider = build_provider(settings, service_name=args.service_name, default_service_name="otel-callbacks-demo",
+                              set_global=False)
+    memory = InMemorySpanExporter()
+    if "console" not in settings.exporters:  # the demo always shows its tree, whatever else it exports to
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+    handler = OpenTelemetryCallbackHandler(tracer_provider=provider)
+    try:
+        run_demo(handler)
+    except Exception as exc:  # the demo is scripted; a failure here is a bug worth a one-line report, not a trace
+        _eprint(f"otel-callbacks demo: the demo failed: {type(exc).__name__}: {exc}")
+        shutdown_bounded(provider, settings.exit_timeout_millis)
+        return 1
+    flushed = shutdown_bounded(provider, max(settings.exit_timeout_millis, int(settings.timeout * 1000) + 1000))
+    if "console" not in settings.exporters:
+        _print_traces(build_traces(record_from_span(s) for s in memory.get_finished_spans()), sys.stdout)
+    if "file" in settings.exporters:
+        path = settings.file_path
+        _eprint(f"Spans written to {path}; view them again with: otel-callbacks view {path}")
+    if "otlp" in settings.exporters:
+        _eprint(f"Spans sent to {settings.endpoint} ({settings.protocol}); with `docker compose up`, open Jaeger at "
+                "http://localhost:16686 and pick the service.")
+    return 0 if flushed else 1
+
+
+def _print_traces(traces: list[Trace], out: IO[str], *, ascii_only: bool | None = None) -> None:
+    if ascii_only is None:
+        try:
+            "├└│─".encode(getattr(out, "encoding", None) or "utf-8")
+            ascii_only = False
+        except (UnicodeEncodeError, LookupError):
+            ascii_only = True
+    for line in render_traces(traces, ascii_only=ascii_only):
+        print(line, file=out)
+
+
+def _read_file(path: str, command: str) -> tuple[list[SpanRecord] | None, list[ExportTraceServiceRequest], int]:
+    """Returns (records or None if unreadable, requests, malformed line count); problems go to stderr."""
+    try:
+        if path == "-":
+            requests, errors = parse_lines(sys.stdin)
+        else:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                requests, errors = parse_lines(handle)
+    except OSError as exc:
+        _eprint(f"otel-callbacks {command}: cannot read {path}: {exc.strerror or exc}")
+        return None, [], 0
+    for number, problem in errors[:_MAX_REPORTED_ERRORS]:
+        _eprint(f"{path}:{number}: {problem}")
+    if len(errors) > _MAX_REPORTED_ERRORS:
+        _eprint(f"{path}: ... and {len(errors) - _MAX_REPORTED_ERRORS} more malformed lines")
+    records = [rec for request in requests for rec in records_from_request(request)]
+    return records, requests, len(errors)
+
+
+def _view(args: argparse.Namespace) -> int:
+    records, _requests, bad = _read_file(args.file, "view")
+    if records is None:
+        return 2
+    traces = build_traces(records)
+    if args.trace:
+        wanted = args.trace.lower().removeprefix("0x")
+        traces = [t for t in traces if t.trace_id.startswith(wanted)]
+        if not traces:
+            _eprint(f"otel-callbacks view: no trace id starting with {args.trace!r} in {args.file}")
+            return 1
+    if not traces:
+        _eprint(f"otel-callbacks view: no spans in {args.file}")
+    _print_traces(traces, sys.stdout, ascii_only=args.ascii or None)
+    if bad:
+        _eprint(f"otel-callbacks view: {bad} malformed line{'s' if bad != 1 else ''} skipped (see above)")
+        return 1
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from otel_callbacks._exporters._replay import ReplayError, send_request
+
+    headers: dict[str, str] = {}
+    for item in args.header:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _eprint(f"otel-callbacks send: --header expects KEY=VALUE, got {item!r}")
+            return 2
+        headers[key.strip()] = value.strip()
+    try:
+        settings = resolve_settings(exporters=["otlp"], endpoint=args.endpoint, protocol=args.protocol,
+                                    headers=headers or None)
+    except ValueError as exc:
+        _eprint(f"otel-callbacks send: {exc}")
+        return 2
+    records, requests, bad = _read_file(args.file, "send")
+    if records is None:
+        return 2
+    sent = 0
+    for request in requests:
+        try:
+            send_request(request, protocol=settings.protocol, endpoint=settings.endpoint,
+                         headers=settings.headers, timeout=settings.timeout)
+        except ReplayError as exc:
+            _eprint(f"otel-callbacks send: {exc}")
+            return 1
+        sent += 1
+    print(f"Sent {len(records)} spans in {sent} request{'s' if sent != 1 else ''} to {settings.endpoint} "
+          f"({settings.protocol}).")
+    return 1 if bad else 0
