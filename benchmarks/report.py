@@ -1,0 +1,211 @@
+"""Turns the workers' raw timings into added cost, ratios and goal checks (summarise), and a Markdown report."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from typing import Any
+
+LABELS = {
+    "none": "no tracing (A/A: noise floor)",
+    "noop": "no-op handler",
+    "minimal": "minimal handler",
+    "ours": "**ours** (content off)",
+    "ours-metrics": "ours + SDK MeterProvider",
+    "ours-ratio0": "ours, sampler ratio 0",
+    "openllmetry": "OpenLLMetry 0.62.4",
+    "openinference": "OpenInference 0.1.80",
+    "official": "official genai-langchain 1.3b0",
+}
+PEERS = ("openllmetry", "openinference", "official")
+# Issue 6: ours <= 0.3x the best peer and <= 1.2x the minimal handler per span; ratio-0 sampling <= 2x the no-op.
+GOAL_VS_PEER = 0.3
+GOAL_VS_MINIMAL = 1.2
+GOAL_SAMPLING = 2.0
+GOAL_WORKLOADS = ("invoke", "ainvoke", "stream")
+
+
+def _mad(values: list[float]) -> float:
+    middle = statistics.median(values)
+    return statistics.median(abs(value - middle) for value in values)
+
+
+def reference_baselines(raw: list[dict[str, Any]]) -> dict[str, float]:
+    """Per workload, the median over all processes of each process's median baseline µs per call."""
+    per_workload: dict[str, list[float]] = {}
+    for result in raw:
+        for name, value in result.get("workloads", {}).items():
+            per_workload.setdefault(name, []).append(statistics.median(value["baseline_us"]))
+    return {name: statistics.median(values) for name, values in per_workload.items()}
+
+
+def _cell(result: dict[str, Any], reference_us: float) -> dict[str, Any]:
+    """Added cost from the paired blocks.
+
+    Each traced block is compared with its neighbouring baseline block as a ratio, so that a stretch in which the
+    shared machine runs slow inflates both sides alike and cancels; the median relative overhead is then priced at
+    the run-wide reference baseline, which puts every tracer (each timed in its own process) on one scale.
+    """
+    runs = max(1, result["runs_per_call"])
+    pairs = list(zip(result["baseline_us"], result["traced_us"], strict=True))
+    relative = [traced / baseline - 1 for baseline, traced in pairs]
+    overhead = statistics.median(relative)
+    added = overhead * reference_us
+    # Standard error of a median, ~1.86 MAD / sqrt(n) for roughly normal noise.
+    noise = 1.86 * _mad(relative) / len(pairs) ** 0.5 * reference_us
+    return {
+        "baseline_us": statistics.median(result["baseline_us"]),
+        "traced_us": statistics.median(result["traced_us"]),
+        "reference_baseline_us": reference_us,
+        "relative_overhead": overhead,
+        "added_us_per_call": added,
+        "added_us_per_run": added / runs,
+        "raw_added_us_per_call": statistics.median(traced - baseline for baseline, traced in pairs),
+        "noise_us_per_call": noise,
+        "runs_per_call": result["runs_per_call"],
+        "spans_exported_per_call": result["spans_exported_per_call"],
+        "sustained_spans_per_call": result["sustained_spans_per_call"],
+        "leaked_spans": result["leaked_spans"],
+        "rss_growth_kib": result["rss_growth_kib"],
+    }
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def summarise(raw: list[dict[str, Any]], *, quick: bool, seconds: float) -> dict[str, Any]:
+    """Added µs per call and per run for each tracer and workload, the ratios, and the goals of issue 6."""
+    cells: dict[str, dict[str, dict[str, Any]]] = {}
+    errors: dict[str, str] = {}
+    notes: list[str] = []
+    versions: dict[str, dict[str, str]] = {}
+    references = reference_baselines(raw)
+    for result in raw:
+        if "error" in result:
+            errors[result["tracer"]] = result["error"]
+            continue
+        cells[result["tracer"]] = {name: _cell(value, references[name]) for name, value in result["workloads"].items()}
+        versions[result["tracer"]] = result["versions"]
+        notes.extend(f"{result['tracer']}: {note}" for note in result["notes"])
+
+    def added(tracer: str, workload: str, key: str = "added_us_per_call") -> float | None:
+        cell = cells.get(tracer, {}).get(workload)
+        return cell[key] if cell else None
+
+    workloads = sorted({name for per in cells.values() for name in per}, key=lambda n: list(_ORDER).index(n))
+    ratios: dict[str, dict[str, Any]] = {}
+    for workload in workloads:
+        peers = {peer: added(peer, workload) for peer in PEERS if added(peer, workload) is not None}
+        best = min(peers, key=lambda peer: peers[peer]) if peers else None
+        ours = added("ours", workload)
+        ratios[workload] = {
+            "best_peer": best,
+            "ours_vs_best_peer": _ratio(ours, peers.get(best)) if best else None,
+            "ours_vs_minimal": _ratio(ours, added("minimal", workload)),
+            "ours_ratio0_vs_noop": _ratio(added("ours-ratio0", workload), added("noop", workload)),
+            "metrics_extra_us_per_run": (
+                added("ours-metrics", workload, "added_us_per_run") - added("ours", workload, "added_us_per_run")  # type: ignore[operator]
+                if added("ours-metrics", workload) is not None and added("ours", workload) is not None
+                else None
+            ),
+        }
+    return {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "quick": quick,
+        "seconds": round(seconds, 1),
+        "workloads": workloads,
+        "cells": cells,
+        "ratios": ratios,
+        "errors": errors,
+        "notes": notes,
+        "versions": versions,
+    }
+
+
+_ORDER = ("invoke", "ainvoke", "stream", "agent")
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _goal(value: float | None, goal: float) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}x {'✅' if value <= goal else '❌'}"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The report: added µs per span and per call, spans exported, ratios against the goals."""
+    workloads: list[str] = summary["workloads"]
+    cells = summary["cells"]
+    tracers = [name for name in LABELS if name in cells]
+    head = "| tracer | " + " | ".join(workloads) + " |"
+    rule = "|---|" + "---:|" * len(workloads)
+    lines = [
+        f"Measured {summary['when']} on {summary['machine']}; {'--quick' if summary['quick'] else 'full'} run, "
+        f"{summary['seconds']:.0f} s. Each tracer in its own process; added cost = median over paired blocks of "
+        "(traced / neighbouring baseline - 1), priced at the run-wide reference baseline (see README).",
+        "",
+        "### Added µs per span (per LangChain run) vs no tracing",
+        "",
+        head,
+        rule,
+    ]
+    for tracer in tracers:
+        row = [_fmt(cells[tracer][w]["added_us_per_run"]) if w in cells[tracer] else "n/a" for w in workloads]
+        lines.append(f"| {LABELS[tracer]} | " + " | ".join(row) + " |")
+    lines += ["", "### Added µs per call (± standard error) and (spans exported / runs) per call", "", head, rule]
+    reference = {w: cell["reference_baseline_us"] for per in cells.values() for w, cell in per.items()}
+    lines.append(
+        "| *reference baseline µs per call* | " + " | ".join(_fmt(reference.get(w), 0) for w in workloads) + " |"
+    )
+    for tracer in tracers:
+        row = []
+        for w in workloads:
+            cell = cells[tracer].get(w)
+            if cell is None:
+                row.append("n/a")
+                continue
+            spans = f"{cell['sustained_spans_per_call']:.2f}/{cell['runs_per_call']}" if tracer != "none" else "-"
+            row.append(f"{cell['added_us_per_call']:.0f} ±{cell['noise_us_per_call']:.0f} ({spans})")
+        lines.append(f"| {LABELS[tracer]} | " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "### Goals (issue 6)",
+        "",
+        "| workload | best peer | ours / best peer (≤ 0.3x) | ours / minimal (≤ 1.2x) "
+        "| ratio-0 ours / no-op (≤ 2x) | metrics: extra µs per run |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for w in workloads:
+        r = summary["ratios"][w]
+        goal_row = w in GOAL_WORKLOADS
+        lines.append(
+            f"| {w}{'' if goal_row else ' (info)'} | {r['best_peer'] or 'n/a'} "
+            f"| {_goal(r['ours_vs_best_peer'], GOAL_VS_PEER)} | {_goal(r['ours_vs_minimal'], GOAL_VS_MINIMAL)} "
+            f"| {_goal(r['ours_ratio0_vs_noop'], GOAL_SAMPLING)} | {_fmt(r['metrics_extra_us_per_run'])} |"
+        )
+    memory = ", ".join(
+        f"{t} {max(c['rss_growth_kib'] for c in cells[t].values()) / 1024:.1f}" for t in tracers if cells[t]
+    )
+    lines += ["", f"RSS growth over a workload's timed calls, worst workload (MiB): {memory}."]
+    lines.append(
+        "Spans exported are counted over an unbroken traced stretch after the timed blocks, where a tracer slower "
+        "than the BatchSpanProcessor's queue drops spans; fewer spans than runs also means the tracer skips runs."
+    )
+    for tracer in tracers:
+        leaked = sum(cell["leaked_spans"] for cell in cells[tracer].values())
+        if leaked:
+            lines.append(f"- **{tracer}: {leaked} spans exported during baseline blocks** (switch-off incomplete)")
+    for note in summary["notes"]:
+        lines.append(f"- {note}")
+    for tracer, error in summary["errors"].items():
+        lines.append(f"- **{tracer} not measured**: {error}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,349 @@
+"""Tracer set-ups for the benchmark: the SDK pipeline they all share, the reference handlers, ours and the peers.
+
+``install(name, provider)`` is called once per worker process, after its baseline was timed: the peers patch
+LangChain globally and cannot be cleanly taken out again, so every tracer gets a fresh process.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import os
+import sys
+import threading
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+
+# Handler-style tracers (passed in config["callbacks"]) run in the "ours" venv; peers in their own.
+VENV = {
+    "none": "ours",
+    "noop": "ours",
+    "minimal": "ours",
+    "ours": "ours",
+    "ours-metrics": "ours",
+    "ours-ratio0": "ours",
+    "openllmetry": "openllmetry",
+    "openinference": "openinference",
+    "official": "official",
+}
+
+LABELS = {
+    "none": "no tracing (A/A check: noise floor)",
+    "noop": "no-op handler",
+    "minimal": "minimal handler",
+    "ours": "ours (content off)",
+    "ours-metrics": "ours + SDK MeterProvider",
+    "ours-ratio0": "ours, sampler ratio 0",
+    "openllmetry": "OpenLLMetry 0.62.4",
+    "openinference": "OpenInference 0.1.80",
+    "official": "official genai-langchain 1.3b0",
+}
+
+PEERS = ("openllmetry", "openinference", "official")
+
+# Content capture is switched off for every peer so that all tracers are compared on the same (content-off) work.
+# Set before the peers are imported: some read the environment at import time.
+_PEER_ENV = {
+    "openllmetry": {"TRACELOOP_TRACE_CONTENT": "false"},
+    "openinference": {"OPENINFERENCE_HIDE_INPUTS": "true", "OPENINFERENCE_HIDE_OUTPUTS": "true"},
+    "official": {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"},
+}
+
+
+class DiscardingExporter(SpanExporter):
+    """Counts exported spans and drops them, so the benchmark times the tracer and not export I/O."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._lock:
+            self.count += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def make_provider(sampler: Sampler | None = None) -> tuple[TracerProvider, DiscardingExporter]:
+    """The SDK pipeline shared by every tracer: BatchSpanProcessor (SDK defaults) to a discarding exporter."""
+    exporter = DiscardingExporter()
+    provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider, exporter
+
+
+class NoopHandler(BaseCallbackHandler):
+    """The floor of any callback tracer: LangChain's dispatch to an inline handler whose methods do nothing."""
+
+    run_inline = True
+
+    def __copy__(self) -> NoopHandler:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> NoopHandler:
+        return self
+
+
+class MinimalHandler(BaseCallbackHandler):
+    """The floor of a span-per-run tracer: one bare SDK span per run, parent by run id, no attributes."""
+
+    run_inline = True
+
+    def __init__(self, provider: TracerProvider) -> None:
+        self._tracer = provider.get_tracer("benchmarks.minimal")
+        self._spans: dict[UUID, trace.Span] = {}
+
+    def __copy__(self) -> MinimalHandler:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MinimalHandler:
+        return self
+
+    def _start(self, name: str, run_id: UUID, parent_run_id: UUID | None) -> None:
+        parent = self._spans.get(parent_run_id) if parent_run_id is not None else None
+        context = trace.set_span_in_context(parent) if parent is not None else None
+        self._spans[run_id] = self._tracer.start_span(name, context=context)
+
+    def _end(self, run_id: UUID) -> None:
+        span = self._spans.pop(run_id, None)
+        if span is not None:
+            span.end()
+
+    def on_chain_start(
+        self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._start("chain", run_id, parent_run_id)
+
+    def on_chat_model_start(
+        self, serialized: Any, messages: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._start("chat", run_id, parent_run_id)
+
+    def on_llm_start(
+        self, serialized: Any, prompts: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._start("llm", run_id, parent_run_id)
+
+    def on_tool_start(
+        self, serialized: Any, input_str: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._start("tool", run_id, parent_run_id)
+
+    def on_retriever_start(
+        self, serialized: Any, query: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._start("retriever", run_id, parent_run_id)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+
+_PATCHED_PACKAGES = ("langchain_core", "langchain", "langgraph")
+
+
+def _is_patch(name: str, value: Any) -> bool:
+    if isinstance(value, types.ModuleType | type):
+        return False
+    if name.startswith("__") and name not in ("__init__", "__new__", "__call__"):
+        return False
+    return callable(value) or isinstance(value, classmethod | staticmethod)
+
+
+def _attributes() -> dict[tuple[Any, str], Any]:
+    """Every attribute of the LangChain modules and of the classes they define, keyed by (owner, name)."""
+    found: dict[tuple[Any, str], Any] = {}
+    for module_name, module in list(sys.modules.items()):
+        if module is None or module_name.split(".")[0] not in _PATCHED_PACKAGES:
+            continue
+        for name, value in list(vars(module).items()):
+            found[(module, name)] = value
+            if isinstance(value, type) and value.__module__ == module_name:
+                for attribute, member in list(vars(value).items()):
+                    found[(value, attribute)] = member
+    return found
+
+
+class PatchSwitch:
+    """Switches a global instrumentor on and off by swapping the attributes its ``instrument()`` replaced.
+
+    The peers' own ``uninstrument()`` cannot be used between blocks: OpenLLMetry's leaves its handler in place and
+    stacks a second copy on the next ``instrument()``. Swapping the exact objects back is exact and cheap.
+    """
+
+    def __init__(self, instrument: Callable[[], object]) -> None:
+        before = _attributes()
+        instrument()
+        after = _attributes()
+        # Only replaced functions count: imports done by instrument() also add attributes (new submodules, lazily
+        # built class dicts), and swapping those out would break LangChain rather than switch the tracer off.
+        self.changed = {
+            key: (before[key], value)
+            for key, value in after.items()
+            if key in before and before[key] is not value and _is_patch(key[1], value)
+        }
+        self.on = True
+
+    def names(self) -> list[str]:
+        return sorted(
+            f"{getattr(owner, '__qualname__', getattr(owner, '__name__', owner))}.{name}"
+            for owner, name in self.changed
+        )
+
+    def switch(self, on: bool) -> None:
+        if on == self.on:
+            return
+        for (owner, name), (original, patched) in self.changed.items():
+            setattr(owner, name, patched if on else original)
+        self.on = on
+
+
+@dataclass
+class Installed:
+    """A wired tracer that can be switched on and off between timed blocks.
+
+    Handler-style tracers are switched by passing or not passing their handler in the call's config; instrumentors
+    through a PatchSwitch. A baseline block that still exports spans shows in the worker's ``leaked_spans``.
+    """
+
+    handlers: list[BaseCallbackHandler]
+    provider: TracerProvider | None
+    exporter: DiscardingExporter | None
+    patches: PatchSwitch | None = None
+    switched: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    flush: list[Any] = field(default_factory=list)
+
+    def config(self, traced: bool) -> dict[str, Any]:
+        """The RunnableConfig for one call; switches an instrumentor's patches to match ``traced``."""
+        if self.patches is not None:
+            self.patches.switch(traced)
+        return {"callbacks": list(self.handlers)} if traced and self.handlers else {}
+
+    def force_flush(self) -> None:
+        for flushable in self.flush:
+            flushable.force_flush()
+
+    def shutdown(self) -> None:
+        for flushable in self.flush:
+            flushable.shutdown()
+
+
+def sampler_for(name: str) -> Sampler | None:
+    """Ratio-0 variants use the production sampler shape with nothing sampled."""
+    return ParentBased(TraceIdRatioBased(0.0)) if name.endswith("-ratio0") else None
+
+
+def prepare_env(name: str) -> None:
+    """Set the peer's content-off environment; call before anything imports the peer."""
+    os.environ.update(_PEER_ENV.get(name, {}))
+
+
+def install(name: str) -> Installed:
+    """Build the SDK pipeline and the tracer ``name``, switched off (call ``config(True)`` to switch it on)."""
+    if name == "none":
+        return Installed([], None, None)
+    provider, exporter = make_provider(sampler_for(name))
+    # Peers that fall back to the global provider for some pieces then still export to our counting exporter.
+    trace.set_tracer_provider(provider)
+    installed = Installed([], provider, exporter, flush=[provider])
+    if name == "noop":
+        installed.handlers.append(NoopHandler())
+    elif name == "minimal":
+        installed.handlers.append(MinimalHandler(provider))
+    elif name in ("ours", "ours-ratio0", "ours-metrics"):
+        installed.handlers.append(_ours(name, provider, installed))
+    elif name in PEERS:
+        instrumentor = _peer_instrumentor(name)
+        installed.patches = PatchSwitch(lambda: instrumentor.instrument(tracer_provider=provider))
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            raise RuntimeError(f"{name}: instrument() did not take effect (dependency conflict?)")
+        installed.notes.append(f"switched on/off by swapping {len(installed.patches.changed)} patched attributes")
+        installed.switched = installed.patches.names()
+        installed.patches.switch(False)
+    else:
+        raise ValueError(f"unknown tracer {name!r}")
+    return installed
+
+
+def _peer_instrumentor(name: str) -> Any:
+    if name == "openllmetry":
+        from opentelemetry.instrumentation.langchain import LangchainInstrumentor
+
+        return LangchainInstrumentor()
+    if name == "openinference":
+        from openinference.instrumentation.langchain import LangChainInstrumentor as OpenInferenceInstrumentor
+
+        return OpenInferenceInstrumentor()
+    from opentelemetry.instrumentation.genai.langchain import LangChainInstrumentor as OfficialInstrumentor
+
+    return OfficialInstrumentor()
+
+
+def _ours(name: str, provider: TracerProvider, installed: Installed) -> BaseCallbackHandler:
+    from otel_callbacks import OpenTelemetryCallbackHandler
+
+    if name != "ours-metrics":
+        return OpenTelemetryCallbackHandler(provider, capture_content=False)
+    if "meter_provider" not in inspect.signature(OpenTelemetryCallbackHandler).parameters:
+        installed.notes.append("TODO: OpenTelemetryCallbackHandler has no meter_provider yet; metrics not measured")
+        return OpenTelemetryCallbackHandler(provider, capture_content=False)
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    # InMemoryMetricReader aggregates in place and is only read on collect(), so it adds no export work.
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    installed.flush.append(meter_provider)
+    return OpenTelemetryCallbackHandler(provider, capture_content=False, meter_provider=meter_provider)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that decide the numbers, as seen by this process."""
+    names = (
+        "langchain-core",
+        "langgraph",
+        "langchain",
+        "opentelemetry-sdk",
+        "otel-callbacks",
+        "opentelemetry-instrumentation-langchain",
+        "openinference-instrumentation-langchain",
+        "opentelemetry-instrumentation-genai-langchain",
+    )
+    found = {}
+    for package in names:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
