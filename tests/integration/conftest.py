@@ -7,8 +7,10 @@ is skipped.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -29,6 +31,8 @@ STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 POLL_TIMEOUT_S = 30.0
 _LOG_TAIL_LINES = 60
+_START_ATTEMPTS = 3  # a free port can be taken between picking it and Phoenix binding it: then retry on new ports
+_PR_SET_PDEATHSIG = 1
 
 # Phoenix reads these; keep it offline, quiet and self-contained. Everything else PHOENIX_* or OTEL_* from the
 # caller's environment is dropped so a developer's own settings (a Postgres URL, an OTLP collector) cannot leak in.
@@ -86,6 +90,15 @@ def _log_tail(log: Path, lines: int = _LOG_TAIL_LINES) -> str:
     except OSError as exc:
         return f"(no log: {exc})"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if pytest dies without running the fixture's teardown (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _port_open(port: int) -> bool:
@@ -188,21 +201,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=STOP_TIMEOUT_S)
 
 
-@pytest.fixture(scope="session")
-def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
-    """Install Phoenix in its own venv if needed, start ``phoenix serve`` on loopback, yield it, stop it."""
-    started = time.monotonic()
-    try:
-        exe = phoenix_venv.ensure_phoenix_venv()
-    except phoenix_venv.PhoenixInstallError as exc:
-        pytest.fail(f"cannot provide the Phoenix OTLP backend: {exc}", pytrace=False)
-    install_seconds = time.monotonic() - started
-    _MEASURED["venv"] = exe.parent.parent
-    _MEASURED["venv_mb"] = _venv_size_mb(exe.parent.parent)
-    _MEASURED["install"] = f"installed in {install_seconds:.0f} s" if install_seconds > 2 else "already installed"
-    venv_python = exe.parent / "python"
+def _start(
+    venv_python: Path, working_dir: Path, install_seconds: float
+) -> tuple[subprocess.Popen[bytes], PhoenixServer, str]:
+    """Start ``phoenix serve`` on two free loopback ports; wait (bounded) until HTTP and gRPC both answer.
 
-    working_dir = tmp_path_factory.mktemp("phoenix")
+    Returns the process, the server and ``""`` when ready, or a failure message with the log's tail.
+    """
     log_path = working_dir / "phoenix.log"
     http_port, grpc_port = _free_port(), _free_port()
     while grpc_port == http_port:
@@ -219,41 +224,79 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]
     cmd = [str(venv_python), str(Path(phoenix_venv.__file__).resolve()), "serve"]
     started = time.monotonic()
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+    server = PhoenixServer(
+        pid=proc.pid,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        log_path=log_path,
+        working_dir=working_dir,
+        install_seconds=install_seconds,
+        startup_seconds=0.0,
+    )
     try:
-        deadline = started + STARTUP_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"phoenix serve exited with code {proc.returncode} before it was ready; "
-                    f"log {log_path}:\n{_log_tail(log_path)}",
-                    pytrace=False,
-                )
-            if _port_open(grpc_port):
-                server = PhoenixServer(
-                    pid=proc.pid,
-                    http_port=http_port,
-                    grpc_port=grpc_port,
-                    log_path=log_path,
-                    working_dir=working_dir,
-                    install_seconds=install_seconds,
-                    startup_seconds=0.0,
-                )
-                try:
-                    status, _ = server.get_json("/healthz")
-                except OSError:
-                    status = 0
-                if status == 200:
-                    server.startup_seconds = time.monotonic() - started
-                    _MEASURED["server"] = server
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"phoenix serve (pid {proc.pid}) not ready on {LOOPBACK}:{http_port} (HTTP) and "
-                    f":{grpc_port} (gRPC) after {STARTUP_TIMEOUT_S:.0f} s; log {log_path}:\n{_log_tail(log_path)}",
-                    pytrace=False,
-                )
-            time.sleep(0.2)
+        return proc, server, _wait_ready(proc, server, started)
+    except BaseException:  # Ctrl-C or a bug while waiting: never leave the server behind
+        _stop(proc)
+        raise
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], server: PhoenixServer, started: float) -> str:
+    """Poll until both ports answer (return ``""``) or the process exits or the deadline passes (return why)."""
+    deadline = started + STARTUP_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            return (
+                f"phoenix serve exited with code {proc.returncode} before it was ready; "
+                f"log {server.log_path}:\n{server.log_tail()}"
+            )
+        if _port_open(server.grpc_port):
+            try:
+                status, _ = server.get_json("/healthz")
+            except OSError:
+                status = 0
+            if status == 200:
+                server.startup_seconds = time.monotonic() - started
+                return ""
+        if time.monotonic() > deadline:
+            return (
+                f"phoenix serve (pid {proc.pid}) not ready on {LOOPBACK}:{server.http_port} (HTTP) and "
+                f":{server.grpc_port} (gRPC) after {STARTUP_TIMEOUT_S:.0f} s; "
+                f"log {server.log_path}:\n{server.log_tail()}"
+            )
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixServer]:
+    """Install Phoenix in its own venv if needed, start ``phoenix serve`` on loopback, yield it, stop it."""
+    started = time.monotonic()
+    try:
+        exe = phoenix_venv.ensure_phoenix_venv()
+    except phoenix_venv.PhoenixInstallError as exc:
+        pytest.fail(f"cannot provide the Phoenix OTLP backend: {exc}", pytrace=False)
+    install_seconds = time.monotonic() - started
+    _MEASURED["venv"] = exe.parent.parent
+    _MEASURED["venv_mb"] = _venv_size_mb(exe.parent.parent)
+    _MEASURED["install"] = f"installed in {install_seconds:.0f} s" if install_seconds > 2 else "already installed"
+    venv_python = exe.parent / "python"
+
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        proc, server, failure = _start(venv_python, tmp_path_factory.mktemp("phoenix"), install_seconds)
+        if not failure:
+            break
+        _stop(proc)
+        if attempt == _START_ATTEMPTS or "address already in use" not in failure.lower():
+            pytest.fail(failure, pytrace=False)
+    _MEASURED["server"] = server
+    try:
         yield server
     finally:
         _stop(proc)

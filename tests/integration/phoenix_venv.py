@@ -156,7 +156,7 @@ def ensure_phoenix_venv(venv: Path | None = None, python: str | None = None) -> 
 def serve_on_loopback() -> None:
     """Run ``phoenix serve`` (in Phoenix's venv) with the gRPC receiver bound to ``$PHOENIX_HOST`` only."""
     host = os.environ.get("PHOENIX_HOST", "127.0.0.1")
-    from grpc.aio import _server  # type: ignore[import-not-found]  # only present in Phoenix's venv
+    from grpc.aio import _server  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     original = _server.Server.add_insecure_port
 
