@@ -108,7 +108,8 @@ class _Converter:
                 if i >= _MAX_ITEMS or self.budget <= 0:
                     out[TRUNCATION_MARK] = len(obj) - i
                     break
-                out[k if isinstance(k, str) else _safe_str(k)] = self.convert(v, depth + 1)
+                # Keys can be content too (a dict keyed by user names): they pass through the redaction hook.
+                out[self.text(k if isinstance(k, str) else _safe_str(k))] = self.convert(v, depth + 1)
             return out
         if isinstance(obj, list | tuple | set | frozenset):
             items: list[Any] = []

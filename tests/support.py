@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.language_models.llms import LLM
 from langchain_core.messages import AIMessage
+from langchain_core.outputs import GenerationChunk
 from opentelemetry.sdk.trace import ReadableSpan
 
 
@@ -53,7 +56,15 @@ class SpanTree:
 
 
 class ToolCallingFakeChatModel(GenericFakeChatModel):
-    """GenericFakeChatModel that accepts ``bind_tools`` (agents require it) and replays its messages."""
+    """GenericFakeChatModel that accepts ``bind_tools`` (agents require it) and replays its messages.
+
+    ``ls_params`` stands in for what a real integration reports (``ls_provider``, ``ls_model_name``, ...).
+    """
+
+    ls_params: dict[str, Any] = {}  # noqa: RUF012 - a pydantic field; pydantic copies the default
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        return {**super()._get_ls_params(stop=stop, **kwargs), **self.ls_params}
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ToolCallingFakeChatModel:  # type: ignore[override]
         return self
@@ -78,5 +89,26 @@ def ai(content: str = "", *, tool_calls: list[dict[str, Any]] | None = None, mod
     )
 
 
-def fake_chat(*messages: AIMessage, repeat: int = 1) -> ToolCallingFakeChatModel:
-    return ToolCallingFakeChatModel(messages=iter(list(messages) * repeat))
+def fake_chat(*messages: AIMessage, repeat: int = 1, **ls_params: Any) -> ToolCallingFakeChatModel:
+    return ToolCallingFakeChatModel(messages=iter(list(messages) * repeat), ls_params=ls_params)
+
+
+class CharStreamLLM(LLM):
+    """A completion LLM that answers ``response`` and streams it one character per chunk through the callbacks."""
+
+    response: str = "abc"
+
+    @property
+    def _llm_type(self) -> str:
+        return "char-stream"
+
+    def _call(self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> str:
+        return self.response
+
+    def _stream(self, prompt: str, stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
+        for char in self.response:
+            chunk = GenerationChunk(text=char)
+            if run_manager is not None:
+                run_manager.on_llm_new_token(char, chunk=chunk)
+            yield chunk

@@ -34,7 +34,8 @@ class RunTreeRecorder(BaseCallbackHandler):
         with self._lock:
             self.parents[str(run_id)] = str(parent_run_id) if parent_run_id else None
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, parent_run_id: Any = None, **kw: Any) -> None:
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, parent_run_id: Any = None,
+                       **kw: Any) -> None:
         self._record(run_id, parent_run_id)
 
     def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any, parent_run_id: Any = None,
@@ -106,7 +107,8 @@ class TestRunTree:
     def test_batch_with_max_concurrency_gives_one_trace_per_item(self, handler, spans) -> None:
         """Sync batch: each item is its own root trace (OpenLLMetry nests item N under item N-1)."""
         recorder = RunTreeRecorder()
-        make_chain(repeat=8).batch([{"q": str(i)} for i in range(8)], config=config(handler, recorder, max_concurrency=3))
+        inputs = [{"q": str(i)} for i in range(8)]
+        make_chain(repeat=8).batch(inputs, config=config(handler, recorder, max_concurrency=3))
         tree = spans()
         roots = tree.roots()
         assert len(roots) == 8
