@@ -109,7 +109,8 @@ class _Converter:
                     out[TRUNCATION_MARK] = len(obj) - i
                     break
                 # Keys can be content too (a dict keyed by user names): they pass through the redaction hook.
-                out[self.text(k if isinstance(k, str) else _safe_str(k))] = self.convert(v, depth + 1)
+                key = self.text(k if isinstance(k, str) else _safe_str(k))  # before the value spends the budget
+                out[key] = self.convert(v, depth + 1)
             return out
         if isinstance(obj, list | tuple | set | frozenset):
             items: list[Any] = []
