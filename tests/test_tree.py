@@ -100,6 +100,18 @@ class TestDetails:
         """An ERROR status with no message still shows ERROR and a type."""
         assert span_details(rec("1", None, "x", 0, 1, status_code=STATUS_ERROR)) == ["ERROR error"]
 
+    def test_error_type_not_repeated(self) -> None:
+        """A status message that already starts with the error type is not shown with the type twice."""
+        span = rec("1", None, "x", 0, 1, status_code=STATUS_ERROR, status_message="ValueError: bad city",
+                   attributes={"error.type": "ValueError"})
+        assert span_details(span) == ["ERROR ValueError: bad city"]
+
+    def test_long_error_message_truncated_ascii(self) -> None:
+        """Long multi-line messages become one line of bounded length ending in '...'."""
+        span = rec("1", None, "x", 0, 1, status_code=STATUS_ERROR, status_message="line\n" * 200)
+        (detail,) = span_details(span)
+        assert "\n" not in detail and detail.endswith("...") and len(detail) < 200
+
     def test_tokens_from_strings_and_missing_half(self) -> None:
         """Token counts given as strings (OTLP/JSON intValue) parse; a missing half shows as '?'."""
         details = span_details(rec("1", None, "x", 0, 1, attributes={"gen_ai.usage.input_tokens": "7"}))
