@@ -17,6 +17,7 @@ from otel_callbacks._content import ContentPolicy, json_attribute, text_attribut
 from otel_callbacks._guard import guarded
 
 if TYPE_CHECKING:
+    from otel_callbacks._metrics import GenAIMetrics
     from otel_callbacks._runs import RunRecord, RunRegistry
 
 
@@ -41,22 +42,26 @@ class EventCallbacks:
     _policy: ContentPolicy
     _capture: bool
     _stream_events: bool
+    _metrics: GenAIMetrics | None
 
     def _recording(self, run_id: UUID) -> RunRecord | None:
         record = self._runs.get(run_id)
         return record if record is not None and record.recording else None
 
     def _new_chunk(self, run_id: UUID, text: str, non_empty: bool) -> RunRecord | None:
-        """Count a chunk and time the first non-empty one; the record if an event should be written."""
-        record = self._recording(run_id)
-        if record is None:
+        """Count a chunk, time it for the metrics; the record if an event should be written (recording runs only)."""
+        record = self._runs.get(run_id)
+        if record is None or not (record.recording or record.metric_attrs is not None):
             return None
         now = time.monotonic_ns()
         record.chunks += 1
         if non_empty and not record.first_chunk_ns:
             record.first_chunk_ns = now
+        elif record.first_chunk_ns and record.metric_attrs is not None and self._metrics is not None:
+            # time per output chunk: from the end of the previous chunk to the end of this one, after the first
+            self._metrics.chunk_gap(record.metric_attrs, (now - record.last_chunk_ns) / 1e9)
         record.last_chunk_ns = now
-        return record if self._stream_events else None
+        return record if self._stream_events and record.recording else None
 
     @guarded
     def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:

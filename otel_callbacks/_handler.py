@@ -14,6 +14,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from otel_callbacks import _config, _mapping, _messages
@@ -21,6 +22,7 @@ from otel_callbacks import _semconv as sc
 from otel_callbacks._content import DEFAULT_MAX_VALUE_LENGTH, ContentPolicy, Redactor, json_attribute, text_attribute
 from otel_callbacks._events import EventCallbacks
 from otel_callbacks._guard import guarded
+from otel_callbacks._metrics import METRIC_START_KEYS, GenAIMetrics, metrics_enabled
 from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup, root_context
 from otel_callbacks._version import __version__
 
@@ -49,6 +51,8 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         max_metadata_attributes: at most this many ``langchain.metadata.*`` attributes per span (default 32), so the
             SDK's attribute limit never drops the GenAI attributes.
         stream_events: one span event per streamed chunk (default on).
+        meter_provider: where the GenAI client metrics go (token usage, operation duration, time to first chunk,
+            time per output chunk); the global provider when ``None``. No metrics work at all when neither is set.
 
     Example:
         >>> from otel_callbacks import OpenTelemetryCallbackHandler
@@ -68,6 +72,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         max_open_runs: int | None = None,
         max_metadata_attributes: int = 32,
         stream_events: bool = True,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._tracer = trace.get_tracer("otel_callbacks", __version__, tracer_provider, schema_url=_SCHEMA_URL)
         self._policy = ContentPolicy(
@@ -81,6 +86,11 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         self._stream_events = stream_events
         self._runs = RunRegistry(_config.positive_int(max_open_runs, sc.ENV_MAX_OPEN_RUNS, DEFAULT_MAX_OPEN_RUNS))
         self._failures: set[tuple[str, str]] = set()
+        self._metrics = (
+            GenAIMetrics(meter_provider, experimental=_config.latest_experimental())
+            if metrics_enabled(meter_provider)
+            else None
+        )
 
     # One handler, one run map: LangChain copies handlers when it merges callback managers.
     def __copy__(self) -> OpenTelemetryCallbackHandler:
@@ -125,7 +135,11 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         op = attrs.get(sc.GEN_AI_OPERATION_NAME, "chain")
         run_type = kwargs.get("run_type") or "chain"
         record = self._start(run_id, parent_run_id, span_name, kind, op, attrs, run_type, tags, metadata)
-        if record is not None and record.recording and self._capture:
+        if record is None:
+            return
+        if op == sc.OP_INVOKE_AGENT and self._metrics is not None and self._metrics.agent_duration is not None:
+            record.metric_attrs = {sc.GEN_AI_OPERATION_NAME: op, sc.GEN_AI_AGENT_NAME: attrs[sc.GEN_AI_AGENT_NAME]}
+        if record.recording and self._capture:
             self._set_json(record, sc.LC_CHAIN_INPUTS, inputs)
 
     @guarded
@@ -152,7 +166,11 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         span_name, attrs = _mapping.llm_span(serialized, params, metadata, chat=chat)
         op = attrs[sc.GEN_AI_OPERATION_NAME]
         record = self._start(run_id, parent_run_id, span_name, SpanKind.CLIENT, op, attrs, "llm", tags, metadata)
-        if record is None or not record.recording:
+        if record is None:
+            return
+        if self._metrics is not None:
+            record.metric_attrs = {k: attrs[k] for k in METRIC_START_KEYS if k in attrs}
+        if not record.recording:
             return
         record.span.set_attributes(_mapping.llm_request_attributes(params, metadata))
         if self._capture:
@@ -177,7 +195,12 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         record = self._start(
             run_id, parent_run_id, span_name, SpanKind.INTERNAL, sc.OP_EXECUTE_TOOL, attrs, "tool", tags, metadata
         )
-        if record is not None and record.recording and self._capture:
+        if record is None:
+            return
+        if self._metrics is not None and self._metrics.tool_duration is not None:
+            record.metric_attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
+                                   sc.GEN_AI_TOOL_NAME: attrs[sc.GEN_AI_TOOL_NAME]}
+        if record.recording and self._capture:
             self._set_json(record, sc.GEN_AI_TOOL_CALL_ARGUMENTS, _messages.tool_arguments(input_str, inputs))
 
     @guarded
@@ -198,6 +221,8 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
     def _finish(self, record: RunRecord) -> None:
         """Totals, status OK, restore the context, end the span: whatever happened before, the span ends once."""
         try:
+            if record.metric_attrs is not None and record.op != sc.OP_CHAT and record.op != sc.OP_TEXT_COMPLETION:
+                self._record_operation(record, None)
             if record.recording:
                 if record.model_runs:
                     record.span.set_attributes({
@@ -232,6 +257,8 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             out = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
             if inp or out:
                 self._runs.add_usage(record, inp, out)
+            if record.metric_attrs is not None:
+                self._record_model(record, attrs, None)
             if record.recording:
                 if record.chunks:
                     attrs[sc.GEN_AI_REQUEST_STREAM] = True
@@ -276,6 +303,11 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         if record is None:
             return
         try:
+            if record.metric_attrs is not None and not _mapping.is_control_flow(error):
+                if record.op == sc.OP_CHAT or record.op == sc.OP_TEXT_COMPLETION:
+                    self._record_model(record, {}, _mapping.error_type(error))
+                else:
+                    self._record_operation(record, _mapping.error_type(error))
             if record.recording:
                 span = record.span
                 if _mapping.is_control_flow(error):
@@ -307,6 +339,22 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         self._error(error, run_id)
 
     # --- helpers ------------------------------------------------------------------------------------------------------
+    def _record_model(self, record: RunRecord, response_attrs: dict[str, Any], error: str | None) -> None:
+        metrics, attrs = self._metrics, record.metric_attrs
+        if metrics is None or attrs is None:
+            return
+        model = response_attrs.get(sc.GEN_AI_RESPONSE_MODEL)
+        if model:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+        now = time.monotonic_ns()
+        first = (record.first_chunk_ns - record.start_ns) / 1e9 if record.first_chunk_ns else None
+        metrics.model_end(attrs, (now - record.start_ns) / 1e9, response_attrs, error, first)
+
+    def _record_operation(self, record: RunRecord, error: str | None) -> None:
+        if self._metrics is not None and record.metric_attrs is not None:
+            seconds = (time.monotonic_ns() - record.start_ns) / 1e9
+            self._metrics.operation_end(record.op, record.metric_attrs, seconds, error)
+
     def _set_json(self, record: RunRecord, key: str, value: Any) -> None:
         text = json_attribute(value, self._policy)
         if text is not None:

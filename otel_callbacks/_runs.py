@@ -26,6 +26,7 @@ import logging
 import threading
 import weakref
 from contextvars import Token
+from typing import Any
 from uuid import UUID
 
 from opentelemetry import context as context_api
@@ -45,6 +46,7 @@ class RunRecord:
         "first_chunk_ns",
         "input_tokens",
         "last_chunk_ns",
+        "metric_attrs",
         "mirrors",
         "model_runs",
         "op",
@@ -79,6 +81,7 @@ class RunRecord:
         self.input_tokens = 0
         self.output_tokens = 0
         self.model_runs = 0
+        self.metric_attrs: dict[str, Any] | None = None  # set only when metrics are recorded for this run
 
 
 # Every open run of every handler in the process, for parent lookup across handlers and so that a run is traced once
