@@ -73,7 +73,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if server is not None:
         tr.write_line(f"server: pid {server.pid}, ready in {server.startup_seconds:.1f} s, log {server.log_path}")
         total = sum(server.spans_read.values())
-        tr.write_line(f"spans read back: {total} in {len(server.spans_read)} project(s)")
+        tr.write_line(
+            f"spans read back (each test asserts: = spans sent): {total} in {len(server.spans_read)} project(s)"
+        )
         for project, count in sorted(server.spans_read.items()):
             tr.write_line(f"  {project}: {count}")
 

@@ -79,7 +79,7 @@ def protocol(request: pytest.FixtureRequest) -> Protocol:
 
 @pytest.fixture
 def pipeline(protocol: Protocol, phoenix: PhoenixServer, request: pytest.FixtureRequest) -> Iterator[Pipeline]:
-    label = request.node.originalname.removeprefix("test_").replace("_", "-")[:40]
+    label = request.node.originalname.removeprefix("test_").replace("_", "-")[:48]
     pipe = Pipeline(protocol, phoenix, label)
     yield pipe
     pipe.close()
