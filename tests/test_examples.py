@@ -19,21 +19,11 @@ from otel_callbacks._tree import SpanRecord, Trace, build_traces
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
-# Until otel_callbacks/__init__.py re-exports setup_tracing, provide it for the examples' public-API import.
-_RUNNER = """
-import runpy, sys
-import otel_callbacks, otel_callbacks._setup
-if not hasattr(otel_callbacks, "setup_tracing"):
-    otel_callbacks.setup_tracing = otel_callbacks._setup.setup_tracing
-runpy.run_path(sys.argv[1], run_name="__main__")
-"""
-
-
 def run_example(name: str, tmp_path: Path) -> tuple[str, list[Trace]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     file_path = tmp_path / f"{name}.jsonl"
     env.update(PYTHONPATH=str(ROOT), OTEL_TRACES_EXPORTER="console,file", OTEL_CALLBACKS_FILE_PATH=str(file_path))
-    result = subprocess.run([sys.executable, "-c", _RUNNER, str(EXAMPLES / f"{name}.py")], capture_output=True,
+    result = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py")], capture_output=True,
                             text=True, env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
