@@ -78,7 +78,7 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def summarise(raw: list[dict[str, Any]], *, quick: bool, seconds: float) -> dict[str, Any]:
+def summarise(raw: list[dict[str, Any]], *, quick: bool, seconds: float, clock: str = "cpu") -> dict[str, Any]:
     """Added µs per call and per run for each tracer and workload, the ratios, and the goals of issue 6."""
     cells: dict[str, dict[str, dict[str, Any]]] = {}
     errors: dict[str, str] = {}
@@ -118,6 +118,7 @@ def summarise(raw: list[dict[str, Any]], *, quick: bool, seconds: float) -> dict
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "quick": quick,
+        "clock": clock,
         "seconds": round(seconds, 1),
         "workloads": workloads,
         "cells": cells,
@@ -150,8 +151,9 @@ def markdown(summary: dict[str, Any]) -> str:
     rule = "|---|" + "---:|" * len(workloads)
     lines = [
         f"Measured {summary['when']} on {summary['machine']}; {'--quick' if summary['quick'] else 'full'} run, "
-        f"{summary['seconds']:.0f} s. Each tracer in its own process; added cost = median over paired blocks of "
-        "(traced / neighbouring baseline - 1), priced at the run-wide reference baseline (see README).",
+        f"{summary['seconds']:.0f} s, {summary['clock']} clock. Each tracer in its own process; added cost = median "
+        "over paired blocks of (traced / neighbouring baseline - 1), priced at the run-wide reference baseline "
+        "(see README).",
         "",
         "### Added µs per span (per LangChain run) vs no tracing",
         "",

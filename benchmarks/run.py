@@ -40,14 +40,14 @@ def python_for(tracer: str) -> Path | None:
     return Path(sys.executable) if tracer not in _VENV else None
 
 
-def run_worker(tracer: str, quick: bool, workloads: str, timeout: float) -> dict[str, Any]:
+def run_worker(tracer: str, quick: bool, workloads: str, clock: str, timeout: float) -> dict[str, Any]:
     python = python_for(tracer)
     if python is None:
         return {"tracer": tracer, "error": f"no venv; run: bash benchmarks/setup_peers.sh {_VENV[tracer]}"}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
         command = [str(python), str(HERE / "worker.py"), "--tracer", tracer, "--out", str(out)]
-        command += ["--workloads", workloads]
+        command += ["--workloads", workloads, "--clock", clock]
         if quick:
             command.append("--quick")
         try:
@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracers", default=",".join(TRACERS), help="comma-separated subset of: %(default)s")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of: %(default)s")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="process CPU time (default; robust to other load) or wall",
+    )
     args = parser.parse_args(argv)
     chosen = [name for name in args.tracers.split(",") if name]
     unknown = sorted(set(chosen) - set(TRACERS))
@@ -76,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     raw: list[dict[str, Any]] = []
     for tracer in chosen:
         t0 = time.monotonic()
-        result = run_worker(tracer, args.quick, args.workloads, timeout=300 if args.quick else 900)
+        result = run_worker(tracer, args.quick, args.workloads, args.clock, timeout=300 if args.quick else 900)
         status = result.get("error") or "ok"
         print(f"  {tracer:<14} {time.monotonic() - t0:5.1f}s  {status}", file=sys.stderr, flush=True)
         raw.append(result)
 
-    summary = report.summarise(raw, quick=args.quick, seconds=time.monotonic() - started)
+    summary = report.summarise(raw, quick=args.quick, seconds=time.monotonic() - started, clock=args.clock)
     markdown = report.markdown(summary)
     print(markdown)
     args.out_dir.mkdir(parents=True, exist_ok=True)

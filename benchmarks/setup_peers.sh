@@ -40,7 +40,9 @@ for name in "${names[@]}"; do
     "$python" -m venv "$dir"
   fi
   # shellcheck disable=SC2086  # $req is "-e PATH" for ours and must split into two arguments.
-  "$dir/bin/python" -m pip install --quiet -c "$constraints" "${common[@]}" $req
+  # This machine's pip config lists local mirrors that may be absent; their warnings are noise, errors still fail.
+  "$dir/bin/python" -m pip install --quiet -c "$constraints" "${common[@]}" $req 2>&1 \
+    | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
   "$dir/bin/python" -m pip freeze > "$dir/freeze.txt"
   grep -iE '^(langchain-core|langgraph|opentelemetry-sdk|opentelemetry-instrumentation-|openinference-instrumentation-langchain|-e )' \
     "$dir/freeze.txt" | sed 's/^/   /' || true

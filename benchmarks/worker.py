@@ -21,28 +21,29 @@ from typing import Any
 import tracers
 import workloads
 
-# Calls per timed block, chosen so that a block lasts ~0.15 s on the 2-core machines (full profile): short blocks,
-# alternated with baseline blocks, let both sides of a pair see the same machine load.
-ITERATIONS = {"invoke": 250, "ainvoke": 130, "stream": 80, "agent": 40}
-
 
 @dataclass(frozen=True)
 class Plan:
-    """How much to run: pairs of (baseline, traced) blocks, calls per block scaled from ITERATIONS."""
+    """How much to run: pairs of (baseline, traced) blocks per workload, each baseline block ~``block_seconds``.
+
+    Blocks are sized from a calibration of the baseline rather than fixed counts, so a run takes about the same
+    time on a loaded machine; short blocks, alternated with baseline blocks, let both sides of a pair see the same
+    machine load.
+    """
 
     pairs: int
-    scale: float
+    block_seconds: float
     sustained_seconds: float
 
-    def iterations(self, workload: str) -> int:
-        return max(5, int(ITERATIONS[workload] * self.scale))
 
-    def warmup(self, workload: str) -> int:
-        return max(3, self.iterations(workload) // 3)
+FULL = Plan(pairs=12, block_seconds=0.1, sustained_seconds=1.0)
+QUICK = Plan(pairs=5, block_seconds=0.04, sustained_seconds=0.3)
 
 
-FULL = Plan(pairs=15, scale=1.0, sustained_seconds=1.5)
-QUICK = Plan(pairs=5, scale=0.4, sustained_seconds=0.4)
+def _calibrate(time_n: Callable[[dict[str, Any], int], float], config: dict[str, Any], seconds: float) -> int:
+    """Calls per block so that a baseline block lasts about ``seconds`` (this also warms the workload up)."""
+    per_call_us = min(time_n(config, 5) for _ in range(3))
+    return max(5, round(seconds * 1e6 / per_call_us))
 
 
 def _rss_kib() -> int:
@@ -54,23 +55,29 @@ def _rss_kib() -> int:
         return -1
 
 
+# CPU time of the whole process (all threads, so the BatchSpanProcessor's thread is included) rather than wall time:
+# the 2-core machines are shared with test runs, and while another process holds a core, wall time counts the wait.
+CLOCKS: dict[str, Callable[[], int]] = {"cpu": time.process_time_ns, "wall": time.perf_counter_ns}
+_clock = CLOCKS["cpu"]
+
+
 def _timer(workload: workloads.Workload, loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, Any], int], float]:
     """Return time(config, n) -> µs per call, running the workload n times back to back."""
     if workload.is_async:
 
         async def many(config: dict[str, Any], n: int) -> float:
-            start = time.perf_counter_ns()
+            start = _clock()
             for _ in range(n):
                 await workload.call(config)  # type: ignore[arg-type]
-            return (time.perf_counter_ns() - start) / n / 1000
+            return (_clock() - start) / n / 1000
 
         return lambda config, n: loop.run_until_complete(many(config, n))
 
     def sync_many(config: dict[str, Any], n: int) -> float:
-        start = time.perf_counter_ns()
+        start = _clock()
         for _ in range(n):
             workload.call(config)  # type: ignore[arg-type]
-        return (time.perf_counter_ns() - start) / n / 1000
+        return (_clock() - start) / n / 1000
 
     return sync_many
 
@@ -102,14 +109,11 @@ def _sustained(installed: tracers.Installed, time_n: Callable[[dict[str, Any], i
     return (exporter.count - before) / calls
 
 
-def measure(
-    name: str, time_n: Callable[[dict[str, Any], int], float], installed: tracers.Installed, plan: Plan
-) -> dict[str, Any]:
+def measure(time_n: Callable[[dict[str, Any], int], float], installed: tracers.Installed, plan: Plan) -> dict[str, Any]:
     """Alternate baseline and traced blocks (ABBA order, to cancel linear drift) and collect paired timings."""
-    n = plan.iterations(name)
     exporter = installed.exporter
-    time_n(installed.config(True), plan.warmup(name))
-    time_n(installed.config(False), plan.warmup(name))
+    time_n(installed.config(True), 10)
+    n = _calibrate(time_n, installed.config(False), plan.block_seconds)
     installed.force_flush()
     baseline: list[float] = []
     traced: list[float] = []
@@ -142,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workloads", default=",".join(workloads.NAMES))
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     args = parser.parse_args(argv)
+    global _clock
+    _clock = CLOCKS[args.clock]
     plan = QUICK if args.quick else FULL
     names = [name for name in args.workloads.split(",") if name]
 
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         installed.config(False)  # counts the runs untraced, so a peer's spans cannot mix in
         runs, tokens = _count_runs(workload, loop)
         rss_before = _rss_kib()
-        result = measure(name, time_n, installed, plan)
+        result = measure(time_n, installed, plan)
         gc.collect()
         result.update(
             description=workload.description,
@@ -174,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "tracer": args.tracer,
         "python": sys.version.split()[0],
         "versions": tracers.versions(),
+        "clock": args.clock,
         "notes": installed.notes,
         "switched_attributes": installed.switched,
         "workloads": results,
