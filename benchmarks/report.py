@@ -42,11 +42,12 @@ def reference_baselines(raw: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _cell(result: dict[str, Any], reference_us: float) -> dict[str, Any]:
-    """Added cost from the paired blocks.
+    """Added cost from the groups of alternating calls.
 
-    Each traced block is compared with its neighbouring baseline block as a ratio, so that a stretch in which the
-    shared machine runs slow inflates both sides alike and cancels; the median relative overhead is then priced at
-    the run-wide reference baseline, which puts every tracer (each timed in its own process) on one scale.
+    Each group's traced calls are compared with the baseline calls they alternated with, as a ratio, so that a
+    stretch in which the shared machine runs slow inflates both sides alike and cancels; the median relative
+    overhead is then priced at the run-wide reference baseline, which puts every tracer (each timed in its own
+    process) on one scale.
     """
     runs = max(1, result["runs_per_call"])
     pairs = list(zip(result["baseline_us"], result["traced_us"], strict=True))
@@ -65,9 +66,8 @@ def _cell(result: dict[str, Any], reference_us: float) -> dict[str, Any]:
         "raw_added_us_per_call": statistics.median(traced - baseline for baseline, traced in pairs),
         "noise_us_per_call": noise,
         "runs_per_call": result["runs_per_call"],
-        "spans_exported_per_call": result["spans_exported_per_call"],
         "sustained_spans_per_call": result["sustained_spans_per_call"],
-        "leaked_spans": result["leaked_spans"],
+        "leaked_spans_per_call": result["leaked_spans_per_call"],
         "rss_growth_kib": result["rss_growth_kib"],
     }
 
@@ -152,7 +152,7 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"Measured {summary['when']} on {summary['machine']}; {'--quick' if summary['quick'] else 'full'} run, "
         f"{summary['seconds']:.0f} s, {summary['clock']} clock. Each tracer in its own process; added cost = median "
-        "over paired blocks of (traced / neighbouring baseline - 1), priced at the run-wide reference baseline "
+        "over groups of alternating calls of (traced / baseline - 1), priced at the run-wide reference baseline "
         "(see README).",
         "",
         "### Added µs per span (per LangChain run) vs no tracing",
@@ -199,13 +199,13 @@ def markdown(summary: dict[str, Any]) -> str:
     )
     lines += ["", f"RSS growth over a workload's timed calls, worst workload (MiB): {memory}."]
     lines.append(
-        "Spans exported are counted over an unbroken traced stretch after the timed blocks, where a tracer slower "
+        "Spans exported are counted over an unbroken traced stretch after the timed calls, where a tracer slower "
         "than the BatchSpanProcessor's queue drops spans; fewer spans than runs also means the tracer skips runs."
     )
     for tracer in tracers:
-        leaked = sum(cell["leaked_spans"] for cell in cells[tracer].values())
+        leaked = max(cell["leaked_spans_per_call"] for cell in cells[tracer].values())
         if leaked:
-            lines.append(f"- **{tracer}: {leaked} spans exported during baseline blocks** (switch-off incomplete)")
+            lines.append(f"- **{tracer}: {leaked:.2f} spans per call exported while switched off** (switch incomplete)")
     for note in summary["notes"]:
         lines.append(f"- {note}")
     for tracer, error in summary["errors"].items():

@@ -11,6 +11,7 @@ import asyncio
 import gc
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -24,26 +25,21 @@ import workloads
 
 @dataclass(frozen=True)
 class Plan:
-    """How much to run: pairs of (baseline, traced) blocks per workload, each baseline block ~``block_seconds``.
+    """How much to run per workload: ``groups`` groups of alternating baseline/traced calls.
 
-    Blocks are sized from a calibration of the baseline rather than fixed counts, so a run takes about the same
-    time on a loaded machine; short blocks, alternated with baseline blocks, let both sides of a pair see the same
-    machine load.
+    Calls alternate one by one (baseline, traced, baseline, ...), because on the shared 2-core machines even CPU
+    time per call swings 2x within a fraction of a second; adjacent calls see the same machine. A group (about
+    ``group_seconds`` of baseline calls, sized by calibration so a run takes about the same time on a loaded
+    machine) sums each side and gives one traced/baseline ratio.
     """
 
-    pairs: int
-    block_seconds: float
+    groups: int
+    group_seconds: float
     sustained_seconds: float
 
 
-FULL = Plan(pairs=12, block_seconds=0.1, sustained_seconds=1.0)
-QUICK = Plan(pairs=5, block_seconds=0.04, sustained_seconds=0.3)
-
-
-def _calibrate(time_n: Callable[[dict[str, Any], int], float], config: dict[str, Any], seconds: float) -> int:
-    """Calls per block so that a baseline block lasts about ``seconds`` (this also warms the workload up)."""
-    per_call_us = min(time_n(config, 5) for _ in range(3))
-    return max(5, round(seconds * 1e6 / per_call_us))
+FULL = Plan(groups=100, group_seconds=0.025, sustained_seconds=1.0)
+QUICK = Plan(groups=20, group_seconds=0.012, sustained_seconds=0.2)
 
 
 def _rss_kib() -> int:
@@ -61,82 +57,86 @@ CLOCKS: dict[str, Callable[[], int]] = {"cpu": time.process_time_ns, "wall": tim
 _clock = CLOCKS["cpu"]
 
 
-def _timer(workload: workloads.Workload, loop: asyncio.AbstractEventLoop) -> Callable[[dict[str, Any], int], float]:
-    """Return time(config, n) -> µs per call, running the workload n times back to back."""
+Runner = Callable[[list[bool]], list[float]]
+
+
+def _runner(workload: workloads.Workload, installed: tracers.Installed, loop: asyncio.AbstractEventLoop) -> Runner:
+    """Return run(flags) -> µs of each call, traced where the flag is true; switching happens outside the timing."""
     if workload.is_async:
 
-        async def many(config: dict[str, Any], n: int) -> float:
-            start = _clock()
-            for _ in range(n):
+        async def many(flags: list[bool]) -> list[float]:
+            times = []
+            for flag in flags:
+                config = installed.config(flag)
+                start = _clock()
                 await workload.call(config)  # type: ignore[arg-type]
-            return (_clock() - start) / n / 1000
+                times.append((_clock() - start) / 1000)
+            return times
 
-        return lambda config, n: loop.run_until_complete(many(config, n))
+        return lambda flags: loop.run_until_complete(many(flags))
 
-    def sync_many(config: dict[str, Any], n: int) -> float:
-        start = _clock()
-        for _ in range(n):
+    def sync_many(flags: list[bool]) -> list[float]:
+        times = []
+        for flag in flags:
+            config = installed.config(flag)
+            start = _clock()
             workload.call(config)  # type: ignore[arg-type]
-        return (_clock() - start) / n / 1000
+            times.append((_clock() - start) / 1000)
+        return times
 
     return sync_many
 
 
 def _count_runs(workload: workloads.Workload, loop: asyncio.AbstractEventLoop) -> tuple[int, int]:
     counter = workloads.RunCounter()
-    _timer(workload, loop)({"callbacks": [counter]}, 1)
+    call = workload.call({"callbacks": [counter]})  # type: ignore[typeddict-item]
+    if workload.is_async:
+        loop.run_until_complete(call)
     return counter.runs, counter.tokens
 
 
-def _block(time_n: Callable[[dict[str, Any], int], float], config: dict[str, Any], n: int) -> float:
-    # Collect garbage left by the previous block so that one block does not pay for another's allocations.
-    gc.collect()
-    return time_n(config, n)
-
-
-def _sustained(installed: tracers.Installed, time_n: Callable[[dict[str, Any], int], float], seconds: float) -> float:
-    """Spans exported per call over an unbroken traced stretch, where a slow tracer can overflow the span queue."""
-    exporter = installed.exporter
-    if exporter is None:
+def _exported(installed: tracers.Installed, run: Runner, flags: list[bool]) -> float:
+    """Spans exported per call over ``flags`` calls run back to back."""
+    if installed.exporter is None:
         return 0.0
     installed.force_flush()
-    before, calls, config = exporter.count, 0, installed.config(True)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time_n(config, 5)
-        calls += 5
+    before = installed.exporter.count
+    run(flags)
     installed.force_flush()
-    return (exporter.count - before) / calls
+    return (installed.exporter.count - before) / len(flags)
 
 
-def measure(time_n: Callable[[dict[str, Any], int], float], installed: tracers.Installed, plan: Plan) -> dict[str, Any]:
-    """Alternate baseline and traced blocks (ABBA order, to cancel linear drift) and collect paired timings."""
-    exporter = installed.exporter
-    time_n(installed.config(True), 10)
-    n = _calibrate(time_n, installed.config(False), plan.block_seconds)
+def _sustained(installed: tracers.Installed, run: Runner, seconds: float) -> float:
+    """Spans exported per call over an unbroken traced stretch, where a slow tracer can overflow the span queue."""
+    per_call_us = statistics.median(run([True] * 3))
+    return _exported(installed, run, [True] * max(5, round(seconds * 1e6 / per_call_us)))
+
+
+def measure(run: Runner, installed: tracers.Installed, plan: Plan) -> dict[str, Any]:
+    """Alternate baseline and traced calls; per group, the mean µs per call of each side."""
+    run([True, False] * 10)  # warm-up: lazy imports and caches on both paths
+    per_call_us = statistics.median(run([False] * 5))
+    pairs = max(2, round(plan.group_seconds * 1e6 / per_call_us))
     installed.force_flush()
+    gc.collect()
     baseline: list[float] = []
     traced: list[float] = []
-    leaked = exported = 0
-    for pair in range(plan.pairs):
-        for is_traced in (False, True) if pair % 2 == 0 else (True, False):
-            config = installed.config(is_traced)
-            before = exporter.count if exporter else 0
-            (traced if is_traced else baseline).append(_block(time_n, config, n))
-            # Flushed outside the timed block so the export thread's work never lands in the next (baseline) block.
-            installed.force_flush()
-            delta = (exporter.count if exporter else 0) - before
-            if is_traced:
-                exported += delta
-            else:
-                leaked += delta
+    for group in range(plan.groups):
+        # Which side goes first alternates by group, so neither always follows the other's garbage or cache state.
+        flags = [group % 2 == 1, group % 2 == 0] * pairs
+        times = run(flags)
+        baseline.append(sum(t for t, flag in zip(times, flags, strict=True) if not flag) / pairs)
+        traced.append(sum(t for t, flag in zip(times, flags, strict=True) if flag) / pairs)
+        # Outside the timing, so the export thread never wakes inside a timed call (its work is not timed: with a
+        # discarding exporter it is a queue drain, and real export I/O is not what this benchmark compares).
+        installed.force_flush()
     return {
-        "iterations": n,
-        "pairs": plan.pairs,
+        "pairs_per_group": pairs,
+        "groups": plan.groups,
         "baseline_us": baseline,
         "traced_us": traced,
-        "spans_exported_per_call": exported / (n * plan.pairs),
-        "leaked_spans": leaked,
+        # A switched-off tracer must export nothing; anything here means its switch-off is incomplete.
+        "leaked_spans_per_call": _exported(installed, run, [False] * 20),
     }
 
 
@@ -161,18 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     installed = tracers.install(args.tracer)
     results: dict[str, Any] = {}
     for name, workload in built.items():
-        time_n = _timer(workload, loop)
+        run = _runner(workload, installed, loop)
         installed.config(False)  # counts the runs untraced, so a peer's spans cannot mix in
         runs, tokens = _count_runs(workload, loop)
         rss_before = _rss_kib()
-        result = measure(time_n, installed, plan)
+        result = measure(run, installed, plan)
         gc.collect()
         result.update(
             description=workload.description,
             runs_per_call=runs,
             tokens_per_call=tokens,
             rss_growth_kib=_rss_kib() - rss_before,
-            sustained_spans_per_call=_sustained(installed, time_n, plan.sustained_seconds),
+            sustained_spans_per_call=_sustained(installed, run, plan.sustained_seconds),
         )
         results[name] = result
     installed.shutdown()
