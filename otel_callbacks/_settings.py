@@ -1,4 +1,4 @@
-"""Environment variables read by ``setup_tracing`` and their resolution (argument > env > default).
+"""Environment variables read by ``setup_tracing`` / ``setup_metrics`` and their resolution (argument > env > default).
 
 This is the only module of the exporter layer that reads ``os.environ``. A malformed env value logs ONE warning
 naming the variable and the valid values, then falls back to the default; a malformed argument raises ``ValueError``.
@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from otel_callbacks._exporters._otlp import (
     DEFAULT_GRPC_ENDPOINT,
@@ -22,8 +22,10 @@ from otel_callbacks._exporters._otlp import (
     GRPC,
     HTTP_PROTOBUF,
     PROTOCOLS,
+    TRACES_PATH,
     infer_protocol,
-    traces_url,
+    signal_url,
+    valid_url,
 )
 
 logger = logging.getLogger("otel_callbacks._setup")
@@ -88,13 +90,32 @@ def resolve_settings(
         >>> resolve_settings(exporters=["console", "file"], file_path="t.jsonl").exporters
         ('console', 'file')
     """
-    names, alias_protocol = _resolve_exporters(exporters, implied=_implied(file_path, endpoint))
-    raw_endpoint, endpoint_is_base = _resolve_endpoint(endpoint)
-    proto = _resolve_protocol(protocol, alias_protocol, raw_endpoint)
-    if raw_endpoint is None:
-        final_endpoint = traces_url(DEFAULT_HTTP_ENDPOINT) if proto == HTTP_PROTOBUF else DEFAULT_GRPC_ENDPOINT
-    else:
-        final_endpoint = traces_url(raw_endpoint) if proto == HTTP_PROTOBUF and endpoint_is_base else raw_endpoint
+    names, alias_protocol = resolve_exporters(
+        exporters, implied=_implied(file_path, endpoint), variable="OTEL_TRACES_EXPORTER", valid=EXPORTER_NAMES)
+    check_common(console_format, timeout, exit_timeout_millis)
+    proto, final_endpoint, final_headers, final_timeout = resolve_otlp(
+        "TRACES", TRACES_PATH, endpoint=endpoint, protocol=protocol, alias_protocol=alias_protocol, headers=headers,
+        timeout=timeout)
+    path = os.fspath(file_path) if file_path is not None else (_env(OTEL_CALLBACKS_FILE_PATH) or DEFAULT_FILE_PATH)
+    return TracingSettings(
+        exporters=names,
+        file_path=path,
+        protocol=proto,
+        endpoint=final_endpoint,
+        headers=final_headers,
+        timeout=final_timeout,
+        console_format=console_format or env_choice(OTEL_CALLBACKS_CONSOLE_FORMAT, CONSOLE_FORMATS, "tree"),
+        exit_timeout_millis=resolve_exit_timeout(exit_timeout_millis),
+        bsp=_resolve_bsp(),
+    )
+
+
+def metrics_exporter_env_set() -> bool:
+    """Whether ``OTEL_METRICS_EXPORTER`` is set: ``setup_tracing(metrics=None)`` then sets up metrics too."""
+    return _env("OTEL_METRICS_EXPORTER") is not None
+
+
+def check_common(console_format: str | None, timeout: float | None, exit_timeout_millis: int | None) -> None:
     if console_format is not None and console_format not in CONSOLE_FORMATS:
         raise ValueError(f"console_format must be one of {', '.join(CONSOLE_FORMATS)}, got {console_format!r}")
     if timeout is not None and not timeout > 0:
@@ -102,19 +123,27 @@ def resolve_settings(
     if exit_timeout_millis is not None and exit_timeout_millis < 0:
         raise ValueError(f"exit_timeout_millis must be >= 0, got {exit_timeout_millis!r}")
     _check_resource_attributes()
-    path = os.fspath(file_path) if file_path is not None else (_env(OTEL_CALLBACKS_FILE_PATH) or DEFAULT_FILE_PATH)
-    return TracingSettings(
-        exporters=names,
-        file_path=path,
-        protocol=proto,
-        endpoint=final_endpoint,
-        headers=dict(headers) if headers is not None else _resolve_headers(),
-        timeout=timeout if timeout is not None else _resolve_timeout(),
-        console_format=console_format or _env_choice(OTEL_CALLBACKS_CONSOLE_FORMAT, CONSOLE_FORMATS, "tree"),
-        exit_timeout_millis=exit_timeout_millis if exit_timeout_millis is not None else _env_int(
-            OTEL_CALLBACKS_EXIT_TIMEOUT, DEFAULT_EXIT_TIMEOUT_MS, minimum=0),
-        bsp=_resolve_bsp(),
-    )
+
+
+def resolve_otlp(
+    signal: str, signal_path: str, *, endpoint: str | None, protocol: str | None, alias_protocol: str | None,
+    headers: Mapping[str, str] | None, timeout: float | None,
+) -> tuple[str, str, dict[str, str], float]:
+    """(protocol, final endpoint, headers, timeout) for ``signal`` (``TRACES``/``METRICS``), each from its own
+    ``OTEL_EXPORTER_OTLP_<signal>_*`` variable, else the generic one. HTTP base URLs get ``signal_path``."""
+    raw_endpoint, endpoint_is_base = _resolve_endpoint(endpoint, signal)
+    proto = _resolve_protocol(protocol, alias_protocol, raw_endpoint, signal)
+    if raw_endpoint is None:
+        raw_endpoint = DEFAULT_HTTP_ENDPOINT if proto == HTTP_PROTOBUF else DEFAULT_GRPC_ENDPOINT
+    final = signal_url(raw_endpoint, signal_path) if proto == HTTP_PROTOBUF and endpoint_is_base else raw_endpoint
+    return (proto, final, dict(headers) if headers is not None else _resolve_headers(signal),
+            timeout if timeout is not None else _resolve_timeout(signal))
+
+
+def resolve_exit_timeout(exit_timeout_millis: int | None) -> int:
+    if exit_timeout_millis is not None:
+        return exit_timeout_millis
+    return env_int(OTEL_CALLBACKS_EXIT_TIMEOUT, DEFAULT_EXIT_TIMEOUT_MS, minimum=0)
 
 
 def _env(name: str) -> str | None:
@@ -126,7 +155,7 @@ def _warn(name: str, value: str, valid: str, default: object) -> None:
     logger.warning("Invalid value %s=%r; valid values: %s. Using the default: %s.", name, value, valid, default)
 
 
-def _env_int(name: str, default: int, *, minimum: int) -> int:
+def env_int(name: str, default: int, *, minimum: int) -> int:
     raw = _env(name)
     if raw is None:
         return default
@@ -140,7 +169,7 @@ def _env_int(name: str, default: int, *, minimum: int) -> int:
     return value
 
 
-def _env_choice(name: str, valid: Sequence[str], default: str) -> str:
+def env_choice(name: str, valid: Sequence[str], default: str) -> str:
     raw = _env(name)
     if raw is None:
         return default
@@ -155,27 +184,27 @@ def _implied(file_path: object, endpoint: object) -> tuple[str, ...]:
     return tuple(n for n, given in (("file", file_path), ("otlp", endpoint)) if given is not None)
 
 
-def _resolve_exporters(
-    exporters: str | Sequence[str] | None, *, implied: tuple[str, ...]
+def resolve_exporters(
+    exporters: str | Sequence[str] | None, *, implied: tuple[str, ...], variable: str, valid: Sequence[str],
+    default: tuple[str, ...] = ("console",),
 ) -> tuple[tuple[str, ...], str | None]:
     if exporters is not None:
         items = [exporters] if isinstance(exporters, str) else list(exporters)
         names = [n.strip().lower() for item in items for n in item.split(",") if n.strip()]
-        bad = [n for n in names if n not in EXPORTER_NAMES and n not in _EXPORTER_ALIASES]
+        bad = [n for n in names if n not in valid and n not in _EXPORTER_ALIASES]
         if bad:
-            raise ValueError(f"unknown exporter(s) {', '.join(bad)}; valid: {', '.join(EXPORTER_NAMES)}")
+            raise ValueError(f"unknown exporter(s) {', '.join(bad)}; valid: {', '.join(valid)}")
         source = "exporters"
-    elif (raw := _env("OTEL_TRACES_EXPORTER")) is not None:
+    elif (raw := _env(variable)) is not None:
         names = [n.strip().lower() for n in raw.split(",") if n.strip()]
-        bad = [n for n in names if n not in EXPORTER_NAMES and n not in _EXPORTER_ALIASES]
+        bad = [n for n in names if n not in valid and n not in _EXPORTER_ALIASES]
         names = [n for n in names if n not in bad]
         if bad:
-            fallback = ",".join(names) or "console"
-            _warn("OTEL_TRACES_EXPORTER", raw, f"a comma list of {', '.join(EXPORTER_NAMES)}", fallback)
+            _warn(variable, raw, f"a comma list of {', '.join(valid)}", ",".join(names) or "console")
         names = (names or ["console"]) + list(implied)
-        source = "OTEL_TRACES_EXPORTER"
+        source = variable
     else:
-        names = list(implied) or ["console"]
+        names = list(implied or default)
         source = ""
     alias_protocol = next((_EXPORTER_ALIASES[n][1] for n in names if n in _EXPORTER_ALIASES), None)
     names = [_EXPORTER_ALIASES[n][0] if n in _EXPORTER_ALIASES else n for n in names]
@@ -185,36 +214,26 @@ def _resolve_exporters(
     return unique, alias_protocol
 
 
-def _valid_url(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-        _ = parts.port  # raises ValueError on a non-numeric port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def _resolve_endpoint(endpoint: str | None) -> tuple[str | None, bool]:
+def _resolve_endpoint(endpoint: str | None, signal: str) -> tuple[str | None, bool]:
     """Return (endpoint, is_base). Only the signal-specific variable is a full URL used as is (OTLP spec)."""
     if endpoint is not None:
-        if not _valid_url(endpoint):
+        if not valid_url(endpoint):
             raise ValueError(f"endpoint must be an http:// or https:// URL with a host, got {endpoint!r}")
         return endpoint, True
     candidates = (
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", False, "OTEL_EXPORTER_OTLP_ENDPOINT if set, else localhost"),
+        (f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", False, "OTEL_EXPORTER_OTLP_ENDPOINT if set, else localhost"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", True, "http://localhost:4317 (gRPC) or http://localhost:4318 (HTTP)"),
     )
     for name, is_base, fallback in candidates:
-        raw = _env(name)
-        if raw is None:
+        if (raw := _env(name)) is None:
             continue
-        if _valid_url(raw):
+        if valid_url(raw):
             return raw, is_base
         _warn(name, raw, "an http:// or https:// URL such as http://localhost:4317", fallback)
     return None, True
 
 
-def _resolve_protocol(protocol: str | None, alias_protocol: str | None, endpoint: str | None) -> str:
+def _resolve_protocol(protocol: str | None, alias_protocol: str | None, endpoint: str | None, signal: str) -> str:
     if protocol is not None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
@@ -222,9 +241,8 @@ def _resolve_protocol(protocol: str | None, alias_protocol: str | None, endpoint
     if alias_protocol is not None:
         return alias_protocol
     inferred = infer_protocol(endpoint)
-    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
-        raw = _env(name)
-        if raw is None:
+    for name in (f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        if (raw := _env(name)) is None:
             continue
         if raw.lower() in PROTOCOLS:
             return raw.lower()
@@ -251,19 +269,17 @@ def _parse_pairs(name: str, raw: str) -> dict[str, str]:
     return pairs
 
 
-def _resolve_headers() -> dict[str, str]:
-    for name in ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
-        raw = _env(name)
-        if raw is not None:
+def _resolve_headers(signal: str) -> dict[str, str]:
+    for name in (f"OTEL_EXPORTER_OTLP_{signal}_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
+        if (raw := _env(name)) is not None:
             return _parse_pairs(name, raw)
     return {}
 
 
-def _resolve_timeout() -> float:
+def _resolve_timeout(signal: str) -> float:
     # Seconds, as the Python OTLP exporters document and read these variables (the spec text says milliseconds).
-    for name in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
-        raw = _env(name)
-        if raw is None:
+    for name in (f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        if (raw := _env(name)) is None:
             continue
         try:
             value = float(raw)
@@ -278,18 +294,18 @@ def _resolve_timeout() -> float:
 
 def _resolve_bsp() -> BatchSettings:
     d = BatchSettings()
-    queue = _env_int("OTEL_BSP_MAX_QUEUE_SIZE", d.max_queue_size, minimum=1)
-    batch = _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", d.max_export_batch_size, minimum=1)
+    queue = env_int("OTEL_BSP_MAX_QUEUE_SIZE", d.max_queue_size, minimum=1)
+    batch = env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", d.max_export_batch_size, minimum=1)
     if batch > queue:
         # The SDK raises ValueError for this combination; a typo in env must not stop the app from starting.
         logger.warning("OTEL_BSP_MAX_EXPORT_BATCH_SIZE=%d exceeds OTEL_BSP_MAX_QUEUE_SIZE=%d; using %d.",
                        batch, queue, queue)
         batch = queue
     return BatchSettings(
-        schedule_delay_millis=_env_int("OTEL_BSP_SCHEDULE_DELAY", d.schedule_delay_millis, minimum=1),
+        schedule_delay_millis=env_int("OTEL_BSP_SCHEDULE_DELAY", d.schedule_delay_millis, minimum=1),
         max_queue_size=queue,
         max_export_batch_size=batch,
-        export_timeout_millis=_env_int("OTEL_BSP_EXPORT_TIMEOUT", d.export_timeout_millis, minimum=0),
+        export_timeout_millis=env_int("OTEL_BSP_EXPORT_TIMEOUT", d.export_timeout_millis, minimum=0),
     )
 
 

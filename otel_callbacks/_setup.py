@@ -1,7 +1,8 @@
 """One-line tracing setup: resolve settings (argument > ``OTEL_*`` env > default), then build a ``TracerProvider``.
 
-This is the only module that reads the environment. A bad env value logs one warning that names the variable and the
-valid values, then the default is used; a bad *argument* raises ``ValueError`` (as the OTel SDK does).
+The environment is read by ``_settings`` only. A bad env value logs one warning that names the variable and the
+valid values, then the default is used; a bad *argument* raises ``ValueError`` (as the OTel SDK does). Metrics are
+set up by the sibling ``setup_metrics`` (``_metrics_setup``), or from here with ``metrics=``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import IO
+from typing import IO, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -28,11 +29,17 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_callbacks._exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 from otel_callbacks._exporters._otlp import make_otlp_exporter
-from otel_callbacks._settings import TracingSettings, resolve_settings
+from otel_callbacks._settings import TracingSettings, metrics_exporter_env_set, resolve_settings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TracingSettings", "build_provider", "resolve_settings", "setup_tracing", "shutdown_bounded"]
+__all__ = [
+    "TracingSettings", "build_provider", "make_resource", "resolve_settings", "setup_tracing", "shutdown_bounded",
+]
+
+
+class _ShutsDown(Protocol):
+    def shutdown(self) -> object: ...
 
 
 class _Provider(TracerProvider):
@@ -67,6 +74,7 @@ def setup_tracing(
     batch: bool = True,
     set_global: bool = True,
     exit_timeout_millis: int | None = None,
+    metrics: bool | str | Sequence[str] | None = None,
 ) -> TracerProvider:
     """Configure a ``TracerProvider`` with console, file and/or OTLP exporters, and install it globally.
 
@@ -89,6 +97,12 @@ def setup_tracing(
         set_global: install the provider with ``trace.set_tracer_provider`` unless one is already installed.
         exit_timeout_millis: at interpreter exit pending spans are flushed for at most this long (default
             ``OTEL_CALLBACKS_EXIT_TIMEOUT``, else 5000).
+        metrics: also install a global ``MeterProvider`` for the GenAI metrics (see ``setup_metrics``): ``True``
+            (exporters from ``OTEL_METRICS_EXPORTER``, else ``otlp`` when spans go to OTLP, else ``console``),
+            metric exporter names (``console``, ``otlp``, ``none``), or ``False``. Default ``None``: only when
+            ``OTEL_METRICS_EXPORTER`` is set. ``endpoint``, ``protocol``, ``headers``, ``timeout``, the resource and
+            the exit timeout given here apply to metrics too. Needs ``set_global=True``; call ``setup_metrics`` to
+            get the ``MeterProvider`` itself. Create the handler afterwards: it looks for a meter provider once.
 
     Returns:
         The configured provider. Pass it to ``OpenTelemetryCallbackHandler(tracer_provider=...)`` when
@@ -108,14 +122,33 @@ def setup_tracing(
         names = [e for e in exporters if not isinstance(e, SpanExporter)]
         if not names and instances:
             names = ["none"]
+    if metrics not in (None, False) and not set_global:
+        raise ValueError("metrics= installs a global MeterProvider, so it needs set_global=True; call "
+                         "setup_metrics(set_global=False) to get a MeterProvider to pass to the handler instead")
     settings = resolve_settings(
         exporters=names, file_path=file_path, endpoint=endpoint, protocol=protocol, headers=headers, timeout=timeout,
         console_format=console_format, exit_timeout_millis=exit_timeout_millis,
     )
-    return build_provider(
+    explicit = metrics is not None
+    if metrics is None:
+        metrics = set_global and metrics_exporter_env_set()  # the OTel env variable states the intent
+    meter_settings = None
+    if metrics is not False:
+        # Imported here: _metrics_setup imports this module for the resource and the bounded shutdown.
+        from otel_callbacks._metrics_setup import build_meter_provider, resolve_for_tracing
+
+        # Resolved before anything is built, so that a bad metrics argument leaves no half-installed setup.
+        meter_settings = resolve_for_tracing(
+            metrics, settings.exporters, explicit=explicit, endpoint=endpoint, protocol=protocol, headers=headers,
+            timeout=timeout, console_format=console_format, exit_timeout_millis=exit_timeout_millis)
+    provider = build_provider(
         settings, service_name=service_name, resource_attributes=resource_attributes, extra_exporters=instances,
         console_out=console_out, batch=batch, set_global=set_global,
     )
+    if meter_settings is not None:
+        build_meter_provider(meter_settings, service_name=service_name, resource_attributes=resource_attributes,
+                             console_out=console_out)
+    return provider
 
 
 def build_provider(
@@ -133,13 +166,7 @@ def build_provider(
 
     ``default_service_name`` replaces the SDK's ``unknown_service`` when neither an argument nor env names one.
     """
-    attributes: dict[str, AttributeValue] = dict(resource_attributes or {})
-    if service_name:
-        attributes["service.name"] = service_name
-    resource = _make_resource(attributes)
-    if default_service_name and str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({"service.name": default_service_name}))
-    provider = _Provider(resource)
+    provider = _Provider(make_resource(service_name, resource_attributes, default_service_name))
     for name in settings.exporters:
         exporter = _make_exporter(name, settings, console_out)
         if exporter is None:
@@ -148,22 +175,33 @@ def build_provider(
         provider.add_span_processor(SimpleSpanProcessor(exporter) if sync else _batch(exporter, settings))
     for exporter in extra_exporters:
         provider.add_span_processor(_batch(exporter, settings) if batch else SimpleSpanProcessor(exporter))
-    atexit.register(_shutdown_at_exit, weakref.ref(provider), settings.exit_timeout_millis)
+    atexit.register(shutdown_at_exit, weakref.ref(provider), settings.exit_timeout_millis)
     if set_global:
         _install_global(provider)
     return provider
 
 
-def _make_resource(attributes: dict[str, AttributeValue]) -> Resource:
-    # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME; resolve_settings has already warned
+def make_resource(
+    service_name: str | None, resource_attributes: Mapping[str, AttributeValue] | None,
+    default_service_name: str | None = None,
+) -> Resource:
+    """Arguments over ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``; ``default_service_name`` over
+    the SDK's ``unknown_service``. Shared by traces and metrics so both carry the same resource."""
+    attributes: dict[str, AttributeValue] = dict(resource_attributes or {})
+    if service_name:
+        attributes["service.name"] = service_name
+    # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME; the settings layer has already warned
     # about malformed pairs there, so the SDK's duplicate warning is filtered out for this one call.
     sdk_logger = logging.getLogger("opentelemetry.sdk.resources")
     duplicate = _DropMessages("Invalid key value resource attribute pair")
     sdk_logger.addFilter(duplicate)
     try:
-        return Resource.create(attributes)
+        resource = Resource.create(attributes)
     finally:
         sdk_logger.removeFilter(duplicate)
+    if default_service_name and str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": default_service_name}))
+    return resource
 
 
 class _DropMessages(logging.Filter):
@@ -217,8 +255,8 @@ def _install_global(provider: TracerProvider) -> None:
     trace.set_tracer_provider(provider)
 
 
-def shutdown_bounded(provider: TracerProvider, timeout_millis: int) -> bool:
-    """Shut ``provider`` down (flushing pending spans) but wait at most ``timeout_millis``.
+def shutdown_bounded(provider: _ShutsDown, timeout_millis: int, *, what: str = "spans") -> bool:
+    """Shut a tracer or meter ``provider`` down, flushing pending ``what``, but wait at most ``timeout_millis``.
 
     Returns True if shutdown finished in time. An unreachable OTLP endpoint can otherwise hold a process for the
     exporter's full retry budget; the shutdown runs in a daemon thread so the interpreter may exit regardless.
@@ -232,7 +270,7 @@ def shutdown_bounded(provider: TracerProvider, timeout_millis: int) -> bool:
         try:
             provider.shutdown()
         except Exception:  # telemetry failures are logged, never raised into the host
-            logger.exception("Error while shutting down the tracer provider")
+            logger.exception("Error while shutting down the %s provider", type(provider).__name__)
         finally:
             done.set()
 
@@ -243,14 +281,15 @@ def shutdown_bounded(provider: TracerProvider, timeout_millis: int) -> bool:
     if done.wait(max(timeout_millis, 0) / 1000):
         return True
     logger.warning(
-        "Gave up flushing spans after %d ms at shutdown; some spans may be lost "
+        "Gave up flushing %s after %d ms at shutdown; some %s may be lost "
         "(raise OTEL_CALLBACKS_EXIT_TIMEOUT to wait longer).",
-        timeout_millis,
+        what, timeout_millis, what,
     )
     return False
 
 
-def _shutdown_at_exit(ref: weakref.ref[TracerProvider], timeout_millis: int) -> None:
+def shutdown_at_exit(ref: weakref.ref[_ShutsDown], timeout_millis: int, what: str = "spans") -> None:
+    """The atexit hook: a weak reference, so that registering it does not keep a discarded provider alive."""
     provider = ref()
     if provider is not None:
-        shutdown_bounded(provider, timeout_millis)
+        shutdown_bounded(provider, timeout_millis, what=what)

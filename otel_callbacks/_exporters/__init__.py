@@ -1,10 +1,11 @@
-"""Span exporters: a console tree printer and an OTLP/JSON lines file writer.
+"""Exporters: a console tree printer and an OTLP/JSON lines file writer for spans, a console summary for metrics.
 
 Example:
     >>> from otel_callbacks._exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 """
 
 from otel_callbacks._exporters._console import ConsoleTreeSpanExporter
+from otel_callbacks._exporters._console_metrics import ConsoleMetricSummaryExporter, render_metrics
 from otel_callbacks._exporters._file import OtlpJsonFileSpanExporter
 from otel_callbacks._exporters._otlp_json import (
     decode_request,
@@ -15,6 +16,7 @@ from otel_callbacks._exporters._otlp_json import (
 )
 
 __all__ = [
+    "ConsoleMetricSummaryExporter",
     "ConsoleTreeSpanExporter",
     "OtlpJsonFileSpanExporter",
     "decode_request",
@@ -22,4 +24,5 @@ __all__ = [
     "encode_otlp_json",
     "parse_lines",
     "records_from_request",
+    "render_metrics",
 ]

@@ -1,10 +1,11 @@
-"""Build the official OTLP span exporters from already-resolved settings (no env reading here)."""
+"""Build the official OTLP span and metric exporters from already-resolved settings (no env reading here)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
+from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 
 GRPC = "grpc"
@@ -13,6 +14,7 @@ PROTOCOLS = (GRPC, HTTP_PROTOBUF)
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
 TRACES_PATH = "v1/traces"
+METRICS_PATH = "v1/metrics"
 
 
 def traces_url(base: str) -> str:
@@ -27,11 +29,36 @@ def traces_url(base: str) -> str:
         >>> traces_url("http://collector:4318/otlp/")
         'http://collector:4318/otlp/v1/traces'
     """
+    return signal_url(base, TRACES_PATH)
+
+
+def signal_url(base: str, signal_path: str) -> str:
+    """Append a signal path (``v1/traces``, ``v1/metrics``) to a base OTLP/HTTP endpoint unless it is already there.
+
+    Example:
+        >>> signal_url("http://collector:4318", METRICS_PATH)
+        'http://collector:4318/v1/metrics'
+    """
     parts = urlsplit(base)
     path = parts.path.rstrip("/")
-    if path.endswith("/" + TRACES_PATH):
+    if path.endswith("/" + signal_path):
         return urlunsplit(parts)
-    return urlunsplit(parts._replace(path=f"{path}/{TRACES_PATH}"))
+    return urlunsplit(parts._replace(path=f"{path}/{signal_path}"))
+
+
+def valid_url(value: str) -> bool:
+    """An ``http``/``https`` URL with a host and, if any, a numeric port.
+
+    Example:
+        >>> valid_url("http://localhost:4317"), valid_url("localhost:4317")
+        (True, False)
+    """
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError on a non-numeric port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def infer_protocol(endpoint: str | None) -> str:
@@ -69,4 +96,24 @@ def make_otlp_exporter(
             headers={k.lower(): v for k, v in headers.items()},
             timeout=timeout,
         )
+    raise ValueError(f"unknown OTLP protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+
+
+def make_otlp_metric_exporter(
+    protocol: str, endpoint: str, *, headers: Mapping[str, str], timeout: float
+) -> MetricExporter:
+    """Create the official OTLP metric exporter; ``endpoint`` is the final URL (HTTP: including ``/v1/metrics``).
+
+    Temporality and the default histogram aggregation are left to the exporter, which reads
+    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` / ``..._DEFAULT_HISTOGRAM_AGGREGATION`` itself; with the
+    default (explicit buckets) the SDK applies the GenAI bucket boundaries advised by our instruments.
+    """
+    if protocol == HTTP_PROTOBUF:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
+
+        return HttpExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout)
+    if protocol == GRPC:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
+
+        return GrpcExporter(endpoint=endpoint, headers={k.lower(): v for k, v in headers.items()}, timeout=timeout)
     raise ValueError(f"unknown OTLP protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")

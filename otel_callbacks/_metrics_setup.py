@@ -1,0 +1,281 @@
+"""One-line metrics setup, the sibling of ``setup_tracing``: a ``MeterProvider`` for the GenAI client metrics.
+
+Same rules as tracing: argument > ``OTEL_*`` env > default, a bad env value warns once and falls back, a bad argument
+raises ``ValueError``, and pending metrics are flushed at exit for a bounded time. The env is read through
+``_settings`` only. Histograms keep the GenAI bucket boundaries that our instruments advise
+(``explicit_bucket_boundaries_advisory``), which the SDK (>= 1.32) applies for console and OTLP readers alike.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.util.types import AttributeValue
+
+from otel_callbacks._exporters import ConsoleMetricSummaryExporter
+from otel_callbacks._exporters._otlp import DEFAULT_GRPC_ENDPOINT, GRPC, METRICS_PATH, make_otlp_metric_exporter
+from otel_callbacks._settings import (
+    CONSOLE_FORMATS,
+    DEFAULT_EXIT_TIMEOUT_MS,
+    DEFAULT_TIMEOUT_S,
+    OTEL_CALLBACKS_CONSOLE_FORMAT,
+    check_common,
+    env_choice,
+    env_int,
+    resolve_exit_timeout,
+    resolve_exporters,
+    resolve_otlp,
+)
+from otel_callbacks._setup import make_resource, shutdown_at_exit
+
+logger = logging.getLogger("otel_callbacks._setup")
+
+__all__ = ["MetricsSettings", "build_meter_provider", "resolve_metrics_settings", "setup_metrics"]
+
+METRIC_EXPORTER_NAMES = ("console", "otlp", "none")
+DEFAULT_INTERVAL_MS = 60000  # the SDK's default for OTEL_METRIC_EXPORT_INTERVAL
+DEFAULT_EXPORT_TIMEOUT_MS = 30000  # the SDK's default for OTEL_METRIC_EXPORT_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """Fully resolved metric exporter settings. ``endpoint`` is final (HTTP: includes ``/v1/metrics``)."""
+
+    exporters: tuple[str, ...] = ("console",)
+    protocol: str = GRPC
+    endpoint: str = DEFAULT_GRPC_ENDPOINT
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT_S
+    console_format: str = "tree"
+    interval_millis: int = DEFAULT_INTERVAL_MS
+    export_timeout_millis: int = DEFAULT_EXPORT_TIMEOUT_MS
+    exit_timeout_millis: int = DEFAULT_EXIT_TIMEOUT_MS
+
+
+def resolve_metrics_settings(
+    *,
+    exporters: str | Sequence[str] | None = None,
+    default_exporters: Sequence[str] = ("console",),
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    interval_millis: int | None = None,
+    console_format: str | None = None,
+    exit_timeout_millis: int | None = None,
+) -> MetricsSettings:
+    """Like ``resolve_settings``, for metrics: ``OTEL_METRICS_EXPORTER``, ``OTEL_EXPORTER_OTLP_METRICS_*`` (falling
+    back to ``OTEL_EXPORTER_OTLP_*``), ``OTEL_METRIC_EXPORT_INTERVAL`` / ``OTEL_METRIC_EXPORT_TIMEOUT``.
+
+    ``default_exporters`` applies when neither the argument, the env nor ``endpoint=`` chooses.
+
+    Example:
+        >>> resolve_metrics_settings(exporters="otlp", endpoint="http://localhost:4318").endpoint
+        'http://localhost:4318/v1/metrics'
+    """
+    implied = ("otlp",) if endpoint is not None else ()  # as for spans, endpoint= turns OTLP on
+    names, alias_protocol = resolve_exporters(
+        exporters, implied=implied, variable="OTEL_METRICS_EXPORTER", valid=METRIC_EXPORTER_NAMES,
+        default=tuple(default_exporters))
+    check_common(console_format, timeout, exit_timeout_millis)
+    if interval_millis is not None and not interval_millis > 0:
+        raise ValueError(f"interval_millis must be a positive number of milliseconds, got {interval_millis!r}")
+    proto, final_endpoint, final_headers, final_timeout = resolve_otlp(
+        "METRICS", METRICS_PATH, endpoint=endpoint, protocol=protocol, alias_protocol=alias_protocol,
+        headers=headers, timeout=timeout)
+    return MetricsSettings(
+        exporters=names,
+        protocol=proto,
+        endpoint=final_endpoint,
+        headers=final_headers,
+        timeout=final_timeout,
+        console_format=console_format or env_choice(OTEL_CALLBACKS_CONSOLE_FORMAT, CONSOLE_FORMATS, "tree"),
+        interval_millis=interval_millis or env_int("OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_INTERVAL_MS, minimum=1),
+        export_timeout_millis=env_int("OTEL_METRIC_EXPORT_TIMEOUT", DEFAULT_EXPORT_TIMEOUT_MS, minimum=1),
+        exit_timeout_millis=resolve_exit_timeout(exit_timeout_millis),
+    )
+
+
+class _MeterProvider(MeterProvider):
+    """A ``MeterProvider`` whose ``shutdown`` runs once (the SDK logs a warning on the second call), without the
+    SDK's own exit hook, which waits up to 30 s; ours is bounded."""
+
+    def __init__(self, readers: Sequence[MetricReader], resource: Resource) -> None:
+        super().__init__(metric_readers=readers, resource=resource, shutdown_on_exit=False)
+        self._once = threading.Lock()
+        self._done = False
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        with self._once:
+            if self._done:
+                return
+            self._done = True
+        super().shutdown(timeout_millis=timeout_millis)
+
+
+def setup_metrics(
+    exporters: str | Sequence[str | MetricExporter | MetricReader] | None = None,
+    *,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    service_name: str | None = None,
+    resource_attributes: Mapping[str, AttributeValue] | None = None,
+    interval_millis: int | None = None,
+    console_format: str | None = None,
+    console_out: IO[str] | None = None,
+    set_global: bool = True,
+    exit_timeout_millis: int | None = None,
+) -> MeterProvider:
+    """Configure a ``MeterProvider`` with console and/or OTLP metric exporters, and install it globally.
+
+    Call it before creating ``OpenTelemetryCallbackHandler``: the handler records metrics only when a meter
+    provider is passed to it or already installed globally.
+
+    Args:
+        exporters: names among ``console`` (one summary line per metric and attribute set: count, sum, min, max),
+            ``otlp``, ``none`` (a list or a comma string), and/or ``MetricExporter`` / ``MetricReader`` instances.
+            Default: ``OTEL_METRICS_EXPORTER``, else ``otlp`` if ``endpoint`` is given, else ``console``.
+        endpoint: OTLP endpoint; for ``http/protobuf`` a base URL gets ``/v1/metrics`` appended. Default:
+            ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` (used as is), else ``OTEL_EXPORTER_OTLP_ENDPOINT``, else
+            ``http://localhost:4317`` (gRPC) / ``:4318`` (HTTP).
+        protocol: ``grpc`` or ``http/protobuf``; default ``OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL``, else from the
+            port (4318 → HTTP), else gRPC.
+        headers: OTLP request headers (default ``OTEL_EXPORTER_OTLP_[METRICS_]HEADERS``).
+        timeout: OTLP request timeout in seconds (default ``OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT``, else 10).
+        service_name: ``service.name``; wins over ``OTEL_SERVICE_NAME``.
+        resource_attributes: more resource attributes; win over ``OTEL_RESOURCE_ATTRIBUTES``.
+        interval_millis: export period (default ``OTEL_METRIC_EXPORT_INTERVAL``, else 60000). Metrics are also
+            exported once more at shutdown.
+        console_format: ``tree`` (default: the summary lines) or ``json`` (the SDK's ``ConsoleMetricExporter``).
+        console_out: stream for the console exporter (default: ``sys.stdout`` at print time).
+        set_global: install with ``metrics.set_meter_provider`` unless a provider is already installed.
+        exit_timeout_millis: at interpreter exit pending metrics are flushed for at most this long (default
+            ``OTEL_CALLBACKS_EXIT_TIMEOUT``, else 5000).
+
+    Returns:
+        The provider. Pass it to ``OpenTelemetryCallbackHandler(meter_provider=...)`` when ``set_global=False``.
+
+    Example:
+        >>> import otel_callbacks
+        >>> provider = otel_callbacks.setup_metrics("console", set_global=False)
+        >>> provider.shutdown()
+    """
+    names: str | Sequence[str] | None
+    instances: list[MetricExporter | MetricReader] = []
+    if exporters is None or isinstance(exporters, str):
+        names = exporters
+    else:
+        instances = [e for e in exporters if isinstance(e, MetricExporter | MetricReader)]
+        names = [e for e in exporters if isinstance(e, str)]
+        if not names and instances:
+            names = ["none"]
+    settings = resolve_metrics_settings(
+        exporters=names, endpoint=endpoint, protocol=protocol, headers=headers, timeout=timeout,
+        interval_millis=interval_millis, console_format=console_format, exit_timeout_millis=exit_timeout_millis,
+    )
+    return build_meter_provider(settings, service_name=service_name, resource_attributes=resource_attributes,
+                                extra=instances, console_out=console_out, set_global=set_global)
+
+
+def build_meter_provider(
+    settings: MetricsSettings,
+    *,
+    service_name: str | None = None,
+    resource_attributes: Mapping[str, AttributeValue] | None = None,
+    extra: Sequence[MetricExporter | MetricReader] = (),
+    console_out: IO[str] | None = None,
+    set_global: bool = True,
+    default_service_name: str | None = None,
+) -> MeterProvider:
+    """Build the provider for already-resolved settings; ``extra`` exporters get a periodic reader, readers are
+    used as they are (e.g. an ``InMemoryMetricReader``)."""
+    readers: list[MetricReader] = []
+    for name in settings.exporters:
+        exporter = _make_exporter(name, settings, console_out)
+        if exporter is not None:
+            readers.append(_periodic(exporter, settings))
+    for item in extra:
+        readers.append(item if isinstance(item, MetricReader) else _periodic(item, settings))
+    provider = _MeterProvider(readers, make_resource(service_name, resource_attributes, default_service_name))
+    atexit.register(shutdown_at_exit, weakref.ref(provider), settings.exit_timeout_millis, "metrics")
+    if set_global:
+        _install_global(provider)
+    return provider
+
+
+def resolve_for_tracing(
+    option: bool | str | Sequence[str], span_exporters: Sequence[str], *, explicit: bool, endpoint: str | None,
+    protocol: str | None, headers: Mapping[str, str] | None, timeout: float | None, console_format: str | None,
+    exit_timeout_millis: int | None,
+) -> MetricsSettings | None:
+    """Settings for ``setup_tracing(metrics=option)``, or None when nothing is to be built. By default metrics follow
+    the spans to OTLP (same Collector), else go to the console. ``explicit``: asked for in code, not by env."""
+    settings = resolve_metrics_settings(
+        exporters=None if option is True else option,
+        default_exporters=("otlp",) if "otlp" in span_exporters else ("console",),
+        endpoint=endpoint, protocol=protocol, headers=headers, timeout=timeout, console_format=console_format,
+        exit_timeout_millis=exit_timeout_millis)
+    if not settings.exporters:
+        return None
+    if _global_installed():
+        # e.g. opentelemetry-instrument configured metrics already; a second provider would never be used, and
+        # setup_tracing could not hand it back.
+        logger.log(logging.WARNING if explicit else logging.DEBUG,
+                   "A global MeterProvider (%s) is already installed; setup_tracing(metrics=...) leaves it in place.",
+                   type(metrics.get_meter_provider()).__name__)
+        return None
+    return settings
+
+
+def _make_exporter(name: str, settings: MetricsSettings, console_out: IO[str] | None) -> MetricExporter | None:
+    try:
+        if name == "console":
+            if settings.console_format == "json":
+                return ConsoleMetricExporter() if console_out is None else ConsoleMetricExporter(out=console_out)
+            return ConsoleMetricSummaryExporter(console_out)
+        if name == "otlp":
+            return make_otlp_metric_exporter(settings.protocol, settings.endpoint, headers=settings.headers,
+                                             timeout=settings.timeout)
+    except Exception as exc:  # e.g. the gRPC exporter re-parses OTEL_EXPORTER_OTLP_METRICS_* and raises
+        logger.warning("Could not create the %s metric exporter, continuing without it: %s", name, exc)
+        return None
+    raise AssertionError(f"unreachable metric exporter name {name!r}")
+
+
+def _periodic(exporter: MetricExporter, settings: MetricsSettings) -> MetricReader:
+    return PeriodicExportingMetricReader(exporter, export_interval_millis=settings.interval_millis,
+                                         export_timeout_millis=settings.export_timeout_millis)
+
+
+def _global_installed() -> bool:
+    # Until a provider is set the API hands out a proxy (a private class, hence the name check, as in _metrics).
+    return type(metrics.get_meter_provider()).__name__ != "_ProxyMeterProvider"
+
+
+def _install_global(provider: MeterProvider) -> None:
+    if _global_installed():
+        # The API allows one global provider; say what to do instead of letting the API log a terse warning.
+        logger.warning(
+            "A global MeterProvider (%s) is already installed; the new provider is returned but not installed. "
+            "Pass it explicitly: OpenTelemetryCallbackHandler(meter_provider=provider).",
+            type(metrics.get_meter_provider()).__name__,
+        )
+        return
+    metrics.set_meter_provider(provider)
