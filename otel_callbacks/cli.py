@@ -6,7 +6,8 @@ Only argument parsing, file handling, printing and exit codes live here; trees c
 Example:
     >>> # otel-callbacks demo
     >>> # otel-callbacks demo --exporter file --file traces.jsonl && otel-callbacks view traces.jsonl
-    >>> # OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 otel-callbacks demo --exporter otlp
+    >>> # OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 otel-callbacks demo --exporter otlp   (metrics too)
+    >>> # otel-callbacks demo --metrics none
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otel_callbacks._exporters import parse_lines, records_from_request
+from otel_callbacks._exporters import parse_lines, records_from_request, render_metrics
 from otel_callbacks._exporters._otlp import PROTOCOLS
-from otel_callbacks._settings import CONSOLE_FORMATS, EXPORTER_NAMES, resolve_settings
+from otel_callbacks._settings import CONSOLE_FORMATS, EXPORTER_NAMES, TracingSettings, resolve_settings
 from otel_callbacks._tree import SpanRecord, Trace, build_traces, record_from_span, render_traces
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_callbacks._metrics_setup import MetricsSettings
 
 _MAX_REPORTED_ERRORS = 20
 
@@ -56,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--protocol", choices=PROTOCOLS, help="OTLP protocol (default: from env or the port)")
     demo.add_argument("--console-format", choices=CONSOLE_FORMATS, help="console output (default: tree)")
     demo.add_argument("--service-name", help="service.name (default: OTEL_SERVICE_NAME, else otel-callbacks-demo)")
+    demo.add_argument("--metrics", action="append", metavar="NAME",
+                      help="GenAI metrics to console, otlp or none; repeat or comma-separate (default: "
+                      "OTEL_METRICS_EXPORTER, else otlp when spans go to OTLP, else console). A summary is printed "
+                      "after the traces unless none")
     demo.set_defaults(run=_demo)
 
     view = sub.add_parser("view", help="print the traces in an OTLP/JSON lines file as trees")
@@ -85,14 +95,19 @@ def _demo(args: argparse.Namespace) -> int:
         _eprint(f"otel-callbacks demo: missing dependency ({exc.name}); "
                 "install it with: pip install 'otel-callbacks[demo]'")
         return 1
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from otel_callbacks._metrics_setup import build_meter_provider, resolve_metrics_settings
     from otel_callbacks._setup import build_provider, shutdown_bounded
 
     try:
         settings = resolve_settings(exporters=args.exporter, file_path=args.file, endpoint=args.endpoint,
                                     protocol=args.protocol, console_format=args.console_format)
+        msettings = resolve_metrics_settings(
+            exporters=args.metrics, default_exporters=("otlp",) if "otlp" in settings.exporters else ("console",),
+            endpoint=args.endpoint, protocol=args.protocol, console_format=args.console_format)
     except ValueError as exc:
         _eprint(f"otel-callbacks demo: {exc}")
         return 2
@@ -101,23 +116,50 @@ def _demo(args: argparse.Namespace) -> int:
     memory = InMemorySpanExporter()
     if "console" not in settings.exporters:  # the demo always shows its tree, whatever else it exports to
         provider.add_span_processor(SimpleSpanProcessor(memory))
-    handler = OpenTelemetryCallbackHandler(tracer_provider=provider)
+    # Likewise the metric summary, unless metrics are off: the console exporter prints it at shutdown, else a reader.
+    metric_memory = InMemoryMetricReader() if msettings.exporters and "console" not in msettings.exporters else None
+    meter_provider = build_meter_provider(
+        msettings, service_name=args.service_name, default_service_name="otel-callbacks-demo", set_global=False,
+        extra=[metric_memory] if metric_memory else ()) if msettings.exporters else None
+    handler = OpenTelemetryCallbackHandler(tracer_provider=provider, meter_provider=meter_provider)
     try:
         run_demo(handler)
     except Exception as exc:  # the demo is scripted; a failure here is a bug worth a one-line report, not a trace
         _eprint(f"otel-callbacks demo: the demo failed: {type(exc).__name__}: {exc}")
         shutdown_bounded(provider, settings.exit_timeout_millis)
+        if meter_provider is not None:
+            shutdown_bounded(meter_provider, msettings.exit_timeout_millis, what="metrics")
         return 1
     flushed = shutdown_bounded(provider, max(settings.exit_timeout_millis, int(settings.timeout * 1000) + 1000))
     if "console" not in settings.exporters:
         _print_traces(build_traces(record_from_span(s) for s in memory.get_finished_spans()), sys.stdout)
+        if meter_provider is not None:
+            print()  # the console tree exporter ends each trace with a blank line; keep the same gap before metrics
+    if meter_provider is not None:
+        if metric_memory is not None:
+            _print_metrics(metric_memory)
+        # Metrics go out last, after the traces are printed, so the console summary follows the trees.
+        wait = max(msettings.exit_timeout_millis, int(msettings.timeout * 1000) + 1000)
+        flushed = shutdown_bounded(meter_provider, wait, what="metrics") and flushed
+    _report_destinations(settings, msettings)
+    return 0 if flushed else 1
+
+
+def _print_metrics(reader: InMemoryMetricReader) -> None:
+    for line in render_metrics(reader.get_metrics_data()):
+        print(line, file=sys.stdout)
+
+
+def _report_destinations(settings: TracingSettings, msettings: MetricsSettings) -> None:
     if "file" in settings.exporters:
         path = settings.file_path
         _eprint(f"Spans written to {path}; view them again with: otel-callbacks view {path}")
     if "otlp" in settings.exporters:
         _eprint(f"Spans sent to {settings.endpoint} ({settings.protocol}); with `docker compose up`, open Jaeger at "
                 "http://localhost:16686 and pick the service.")
-    return 0 if flushed else 1
+    if "otlp" in msettings.exporters:
+        _eprint(f"Metrics sent to {msettings.endpoint} ({msettings.protocol}); with `docker compose up`, the Collector "
+                "serves them for Prometheus at http://localhost:8889/metrics.")
 
 
 def _print_traces(traces: list[Trace], out: IO[str], *, ascii_only: bool | None = None) -> None:

@@ -39,8 +39,19 @@ OTHER_TRACE_LINE = COLLECTOR_LINE.replace("5b8efff798038103d269b633813fc60c", "a
 def _no_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """CLI runs must not pick up exporter settings from the developer's shell."""
     for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                 "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME", "OTEL_CALLBACKS_FILE_PATH"):
+                 "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME", "OTEL_CALLBACKS_FILE_PATH",
+                 "OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_METRIC_EXPORT_INTERVAL",
+                 "OTEL_CALLBACKS_CONSOLE_FORMAT"):
         monkeypatch.delenv(name, raising=False)
+
+
+def split_demo_output(out: str) -> tuple[str, list[list[str]]]:
+    """(the trees, the metric summary rows split on whitespace); the summary starts at its 'metrics' header."""
+    trees, sep, summary = out.partition("\nmetrics  service=")
+    assert sep, f"no metric summary in:\n{out}"
+    header, *rows = summary.splitlines()
+    assert header.startswith("otel-callbacks-demo  on every point: gen_ai.operation.name=chat"), header
+    return trees, [row.split() for row in rows]
 
 
 class TestDemo:
@@ -55,6 +66,31 @@ class TestDemo:
         assert "execute_tool get_weather" in out and "ERROR ValueError: no weather station in 'Atlantis'" in out
         assert "service=otel-callbacks-demo" in out
 
+    def test_default_prints_metric_summary_after_the_trees(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The summary follows the trees: four GenAI histograms, token sums equal to the demo's usage."""
+        assert main(["demo"]) == 0
+        trees, rows = split_demo_output(capsys.readouterr().out)
+        assert "└─ invoke_agent weather_agent" in trees
+        table = {(row[0], row[-1] if row[-1].startswith("gen_ai.token.type=") else ""): row for row in rows}
+        assert table[("gen_ai.client.token.usage", "gen_ai.token.type=input")][1:4] == ["{token}", "count=3", "sum=137"]
+        assert table[("gen_ai.client.token.usage", "gen_ai.token.type=output")][1:4] == ["{token}", "count=3", "sum=48"]
+        assert table[("gen_ai.client.operation.duration", "")][1:3] == ["s", "count=3"]
+        assert table[("gen_ai.client.operation.time_to_first_chunk", "")][1:3] == ["s", "count=1"]
+        assert table[("gen_ai.client.operation.time_per_output_chunk", "")][1:3] == ["s", "count=9"]
+        assert len(rows) == 5
+
+    def test_metrics_none_prints_no_summary(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--metrics none: trees only, and the handler gets no meter provider."""
+        assert main(["demo", "--metrics", "none"]) == 0
+        out = capsys.readouterr().out
+        assert "└─ invoke_agent weather_agent" in out and "gen_ai.client" not in out
+
+    def test_bad_metrics_is_usage_error(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An unknown --metrics name (file is spans only) exits 2 with the valid names."""
+        assert main(["demo", "--metrics", "file"]) == 2
+        err = capsys.readouterr().err
+        assert "console, otlp, none" in err and "Traceback" not in err
+
     def test_file_exporter_then_view(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """demo --exporter file writes valid OTLP/JSON lines, still shows the tree, and view renders the same tree."""
         path = tmp_path / "demo.jsonl"
@@ -65,8 +101,9 @@ class TestDemo:
             assert "resourceSpans" in json.loads(line)
         assert main(["view", str(path)]) == 0
         viewed = capsys.readouterr().out
+        trees, _rows = split_demo_output(demo.out)
         strip = [line.split("  ")[0] for line in viewed.splitlines() if not line.startswith("trace ")]
-        assert strip == [line.split("  ")[0] for line in demo.out.splitlines() if not line.startswith("trace ")]
+        assert strip == [line.split("  ")[0] for line in trees.splitlines() if not line.startswith("trace ")]
 
     def test_bad_exporter_is_usage_error(self, capsys: pytest.CaptureFixture[str]) -> None:
         """An unknown --exporter exits 2 with the valid names, no traceback."""
@@ -77,7 +114,8 @@ class TestDemo:
     @pytest.mark.integration
     @pytest.mark.parametrize("receiver_cls", [GrpcReceiver, HttpReceiver])
     def test_otlp_export(self, receiver_cls: type, capsys: pytest.CaptureFixture[str]) -> None:
-        """demo --exporter otlp delivers every demo span to a real OTLP receiver over gRPC and HTTP."""
+        """demo --exporter otlp delivers every demo span, and by default the metrics, to a real OTLP receiver over
+        gRPC and HTTP; the tree and the metric summary are still printed."""
         with receiver_cls() as receiver:
             protocol = "grpc" if receiver_cls is GrpcReceiver else "http/protobuf"
             assert main(["demo", "--exporter", "otlp", "--endpoint", receiver.endpoint, "--protocol", protocol]) == 0
@@ -86,7 +124,12 @@ class TestDemo:
         spans = receiver.spans()
         ids = {s.span_id for s in spans}
         assert all(not s.parent_span_id or s.parent_span_id in ids for s in spans)
-        assert "invoke_agent weather_agent" in capsys.readouterr().out  # tree still shown
+        tokens = receiver.last_metrics()["gen_ai.client.token.usage"]
+        assert sorted(p.sum for p in tokens.histogram.data_points) == [48, 137]
+        captured = capsys.readouterr()
+        trees, rows = split_demo_output(captured.out)
+        assert "invoke_agent weather_agent" in trees and any(row[0] == "gen_ai.client.token.usage" for row in rows)
+        assert f"Metrics sent to {receiver.endpoint}" in captured.err
 
 
 class TestView:
