@@ -2,7 +2,8 @@
 
 Checks: the compose file against the compose spec's JSON schema (vendored by check-jsonschema), well-formed and
 consistent ports, every Collector pipeline component defined (and every defined one used), the OTLP receivers
-published on the ports the README and examples tell users to send to.
+published on the ports the README and examples tell users to send to, and the metrics pipeline's Prometheus endpoint
+published on the port the CLI and docs name.
 """
 
 from __future__ import annotations
@@ -88,6 +89,13 @@ class TestComposeFile:
         assert len(host_ports) == len(set(host_ports))
         assert published(compose, "jaeger") == {16686: 16686}
 
+    def test_ports_bound_to_loopback(self, compose: dict[str, Any]) -> None:
+        """Every published port binds 127.0.0.1: the receivers and the metrics endpoint are unauthenticated."""
+        for name, service in compose["services"].items():
+            for entry in service.get("ports", []):
+                match = _PORT.match(str(entry))
+                assert match and match["ip"] == "127.0.0.1", f"{name}: {entry!r} is reachable from the network"
+
     def test_config_mounted_where_the_command_reads_it(self, compose: dict[str, Any]) -> None:
         """The Collector config file exists and is mounted at the --config path."""
         service = compose["services"]["otel-collector"]
@@ -115,16 +123,28 @@ class TestCollectorConfig:
         types = {name.split("/")[0] for name in collector["exporters"]}
         assert "otlp" not in types and "otlp_grpc" in types
 
-    def test_traces_reach_jaeger_and_metrics_the_debug_log(
+    def test_traces_reach_jaeger_and_metrics_the_debug_log_and_prometheus(
         self, collector: dict[str, Any], compose: dict[str, Any]
     ) -> None:
-        """Traces go to Jaeger's OTLP gRPC port over the compose network; metrics go to the debug exporter."""
+        """Traces go to Jaeger's OTLP gRPC port over the compose network; metrics from the OTLP receiver go to the
+        debug exporter and the Prometheus exporter."""
         pipelines = collector["service"]["pipelines"]
         (trace_exporter,) = [e for e in pipelines["traces"]["exporters"] if e.startswith("otlp_grpc")]
         host, port = endpoint_port(collector["exporters"][trace_exporter]["endpoint"])
         assert host in compose["services"] and port == 4317
         assert collector["exporters"][trace_exporter]["tls"]["insecure"] is True
-        assert pipelines["metrics"]["exporters"] == ["debug"]
+        metrics = pipelines["metrics"]
+        assert metrics["receivers"] == ["otlp"]
+        assert sorted(e.split("/")[0] for e in metrics["exporters"]) == ["debug", "prometheus"]
+
+    def test_prometheus_endpoint_published(self, collector: dict[str, Any], compose: dict[str, Any]) -> None:
+        """The Prometheus exporter listens on all container interfaces on 8889, published as 127.0.0.1:8889, the
+        port the demo prints (http://localhost:8889/metrics)."""
+        (name,) = [e for e in collector["service"]["pipelines"]["metrics"]["exporters"] if e.startswith("prometheus")]
+        host, port = endpoint_port(collector["exporters"][name]["endpoint"])
+        assert host == "0.0.0.0", "a localhost-bound endpoint is unreachable from outside the container"
+        assert port == 8889 and published(compose, "otel-collector").get(port) == 8889
+        assert f"http://localhost:{port}/metrics" in (ROOT / "otel_callbacks" / "cli.py").read_text()
 
     def test_receivers_published_on_standard_ports(self, collector: dict[str, Any], compose: dict[str, Any]) -> None:
         """OTLP gRPC/HTTP listen on all container interfaces and are published on the same host ports 4317/4318."""
@@ -153,3 +173,11 @@ class TestDocsMatchCompose:
         if "docker compose" not in text:
             pytest.skip("README.md does not describe docker compose yet")
         assert f"http://localhost:{published(compose, 'otel-collector')[4317]}" in text
+
+    def test_readme_metrics_endpoint_matches_compose(self, compose: dict[str, Any]) -> None:
+        """When the README documents the Prometheus endpoint, it names the published port."""
+        readme = ROOT / "README.md"
+        text = readme.read_text() if readme.exists() else ""
+        if "Prometheus" not in text:
+            pytest.skip("README.md does not describe the Prometheus endpoint yet")
+        assert f"http://localhost:{published(compose, 'otel-collector')[8889]}/metrics" in text
