@@ -3,7 +3,8 @@
 Same rules as tracing: argument > ``OTEL_*`` env > default, a bad env value warns once and falls back, a bad argument
 raises ``ValueError``, and pending metrics are flushed at exit for a bounded time. The env is read through
 ``_settings`` only. Histograms keep the GenAI bucket boundaries that our instruments advise
-(``explicit_bucket_boundaries_advisory``), which the SDK (>= 1.32) applies for console and OTLP readers alike.
+(``explicit_bucket_boundaries_advisory``); the SDK versions we require (>= 1.39) apply them for console and OTLP
+readers alike (the OTLP exporters honour advice since opentelemetry-python PRs 4434 and 4521), so no Views are needed.
 """
 
 from __future__ import annotations
