@@ -84,6 +84,7 @@ def summarise(raw: list[dict[str, Any]], *, quick: bool, seconds: float, clock: 
     errors: dict[str, str] = {}
     notes: list[str] = []
     versions: dict[str, dict[str, str]] = {}
+    sources: set[str] = set()
     references = reference_baselines(raw)
     for result in raw:
         if "error" in result:
@@ -91,6 +92,8 @@ def summarise(raw: list[dict[str, Any]], *, quick: bool, seconds: float, clock: 
             continue
         cells[result["tracer"]] = {name: _cell(value, references[name]) for name, value in result["workloads"].items()}
         versions[result["tracer"]] = result["versions"]
+        if result.get("ours_source"):
+            sources.add(result["ours_source"])
         notes.extend(f"{result['tracer']}: {note}" for note in result["notes"])
 
     def added(tracer: str, workload: str, key: str = "added_us_per_call") -> float | None:
@@ -126,6 +129,7 @@ def summarise(raw: list[dict[str, Any]], *, quick: bool, seconds: float, clock: 
         "errors": errors,
         "notes": notes,
         "versions": versions,
+        "ours_source": sorted(sources),
     }
 
 
@@ -206,6 +210,9 @@ def markdown(summary: dict[str, Any]) -> str:
         leaked = max(cell["leaked_spans_per_call"] for cell in cells[tracer].values())
         if leaked:
             lines.append(f"- **{tracer}: {leaked:.2f} spans per call exported while switched off** (switch incomplete)")
+    if summary["ours_source"]:
+        # More than one entry means the handler changed between the ours* processes of this run.
+        lines.append(f"- ours measured at: {'; '.join(summary['ours_source'])}")
     for note in summary["notes"]:
         lines.append(f"- {note}")
     for tracer, error in summary["errors"].items():

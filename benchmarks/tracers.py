@@ -6,14 +6,17 @@ LangChain globally and cannot be cleanly taken out again, so every tracer gets a
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import inspect
 import os
+import subprocess
 import sys
 import threading
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -326,6 +329,32 @@ def _ours(name: str, provider: TracerProvider, installed: Installed) -> BaseCall
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     installed.flush.append(meter_provider)
     return OpenTelemetryCallbackHandler(provider, capture_content=False, meter_provider=meter_provider)
+
+
+def ours_source() -> str | None:
+    """Which code 'ours' was: the repo commit plus a digest of the package's .py files as imported.
+
+    The ours venv installs the working tree in editable mode, so uncommitted edits are measured too; the digest
+    tells two runs of different code apart even on one commit.
+    """
+    try:
+        import otel_callbacks
+    except ImportError:
+        return None
+    package = Path(otel_callbacks.__file__).parent
+    digest = hashlib.sha1()
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.read_bytes())
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(package), "status", "--porcelain", "--", "."], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        head, dirty = "unknown", ""
+    return f"{head}{' + uncommitted edits' if dirty else ''}, otel_callbacks sha1 {digest.hexdigest()[:10]}"
 
 
 def versions() -> dict[str, str]:

@@ -38,7 +38,7 @@ class Plan:
     sustained_seconds: float
 
 
-FULL = Plan(groups=100, group_seconds=0.025, sustained_seconds=1.0)
+FULL = Plan(groups=70, group_seconds=0.025, sustained_seconds=1.0)
 QUICK = Plan(groups=20, group_seconds=0.012, sustained_seconds=0.2)
 
 
@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "versions": tracers.versions(),
         "clock": args.clock,
+        "ours_source": tracers.ours_source() if args.tracer.startswith("ours") else None,
         "notes": installed.notes,
         "switched_attributes": installed.switched,
         "workloads": results,
