@@ -201,7 +201,7 @@ def _attributes() -> dict[tuple[Any, str], Any]:
 class PatchSwitch:
     """Switches a global instrumentor on and off by swapping the attributes its ``instrument()`` replaced.
 
-    The peers' own ``uninstrument()`` cannot be used between blocks: OpenLLMetry's leaves its handler in place and
+    The peers' own ``uninstrument()`` cannot be used between calls: OpenLLMetry's leaves its handler in place and
     stacks a second copy on the next ``instrument()``. Swapping the exact objects back is exact and cheap.
     """
 
@@ -234,10 +234,10 @@ class PatchSwitch:
 
 @dataclass
 class Installed:
-    """A wired tracer that can be switched on and off between timed blocks.
+    """A wired tracer that can be switched on and off between timed calls.
 
     Handler-style tracers are switched by passing or not passing their handler in the call's config; instrumentors
-    through a PatchSwitch. A baseline block that still exports spans shows in the worker's ``leaked_spans``.
+    through a PatchSwitch. A switched-off tracer that still exports spans shows in ``leaked_spans_per_call``.
     """
 
     handlers: list[BaseCallbackHandler]
