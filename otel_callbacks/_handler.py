@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from otel_callbacks import _config, _mapping, _messages
@@ -30,6 +32,15 @@ _logger = logging.getLogger("otel_callbacks")
 _OK = Status(StatusCode.OK)
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 DEFAULT_MAX_OPEN_RUNS = 10_000
+
+
+def _sampler_reads_attributes(sampler: Any) -> bool:
+    """Whether ``sampler`` (or one it delegates to) is not one of the SDK's attribute-blind built-ins."""
+    if sampler is None:
+        return False
+    if type(sampler).__module__ != "opentelemetry.sdk.trace.sampling":
+        return True
+    return any(_sampler_reads_attributes(v) for v in vars(sampler).values() if isinstance(v, Sampler))
 
 
 class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
@@ -86,6 +97,9 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         self._stream_events = stream_events
         self._runs = RunRegistry(_config.positive_int(max_open_runs, sc.ENV_MAX_OPEN_RUNS, DEFAULT_MAX_OPEN_RUNS))
         self._failures: set[tuple[str, str]] = set()
+        # The SDK's own samplers never look at attributes; handing them over at span start costs ~15 % of a span.
+        # A custom sampler gets the sampling-relevant GenAI attributes there, as the conventions advise.
+        self._sampler_reads_attributes = _sampler_reads_attributes(getattr(self._tracer, "sampler", None))
         self._metrics = (
             GenAIMetrics(meter_provider, experimental=_config.latest_experimental())
             if metrics_enabled(meter_provider)
@@ -108,18 +122,25 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
     def _start(
         self, run_id: UUID, parent_run_id: UUID | None, name: str, kind: SpanKind, op: str,
         attrs: dict[str, Any], run_type: str, tags: Any, metadata: Any,
+        extra: Callable[[], dict[str, Any]] | None = None,
     ) -> RunRecord | None:
+        """Start the span, register the run, make its span current. ``extra`` adds attributes of recorded runs."""
         if claimed(run_id):  # a second start, or another handler already traces this run
             return None
         parent = lookup(parent_run_id)
         if parent is None:
             root_context()  # no known parent: the ambient context (e.g. the web request's span) is the parent
-        span = self._tracer.start_span(name, parent.parent_ctx if parent else None, kind, attrs)
+        span = self._tracer.start_span(
+            name, parent.child_context() if parent is not None else None, kind,
+            attrs if self._sampler_reads_attributes else None,
+        )
         record = RunRecord(span, parent, op, time.monotonic_ns(), self._runs)
         if record.recording:
-            span.set_attributes(
-                _mapping.run_attributes(run_id, run_type, tags, metadata, self._max_len, self._max_metadata)
-            )
+            # One call: the SDK's attribute path has a sizeable fixed cost per call, on top of each attribute.
+            attrs.update(_mapping.run_attributes(run_id, run_type, tags, metadata, self._max_len, self._max_metadata))
+            if extra is not None:
+                attrs.update(extra())
+            span.set_attributes(attrs)
         for old in self._runs.add(run_id, record):
             self._evict(old)
         enter(record)
@@ -165,15 +186,13 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         params = kwargs.get("invocation_params")
         span_name, attrs = _mapping.llm_span(serialized, params, metadata, chat=chat)
         op = attrs[sc.GEN_AI_OPERATION_NAME]
-        record = self._start(run_id, parent_run_id, span_name, SpanKind.CLIENT, op, attrs, "llm", tags, metadata)
+        metric_attrs = {k: attrs[k] for k in METRIC_START_KEYS if k in attrs} if self._metrics is not None else None
+        record = self._start(run_id, parent_run_id, span_name, SpanKind.CLIENT, op, attrs, "llm", tags, metadata,
+                             lambda: _mapping.llm_request_attributes(params, metadata))
         if record is None:
             return
-        if self._metrics is not None:
-            record.metric_attrs = {k: attrs[k] for k in METRIC_START_KEYS if k in attrs}
-        if not record.recording:
-            return
-        record.span.set_attributes(_mapping.llm_request_attributes(params, metadata))
-        if self._capture:
+        record.metric_attrs = metric_attrs
+        if record.recording and self._capture:
             if chat:
                 system, history = _messages.input_messages(inputs)
                 if system:

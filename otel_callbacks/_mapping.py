@@ -1,5 +1,8 @@
 """Pure mapping from LangChain callback arguments to span names, kinds and attributes.
 
+Type checks use ``dict``, not the ``Mapping`` ABC: LangChain passes plain dicts, and ABC instance checks are the
+single largest cost of this module on the per-span hot path. Anything else is treated as absent.
+
 "Where is the tool span named?" — here. Nothing in this module touches spans, context, the clock, the environment or
 I/O, and nothing raises on odd shapes: LangChain passes ``None`` where dicts are expected, ``serialized=None`` for
 LangGraph nodes, and providers differ in where they put model names and usage.
@@ -79,13 +82,16 @@ _BASE_URL_KEYS = (
     "endpoint",
 )
 _CONVERSATION_KEYS = ("thread_id", "session_id", "conversation_id")
+# LangChain's own bookkeeping in run metadata: ``ls_*`` (provider, model, temperature, ... — mapped to gen_ai.*
+# attributes above) and ``lc_versions``. Recording them again per span costs attributes and adds nothing.
+_SKIPPED_METADATA_PREFIXES = ("ls_", "lc_versions")
 # LangChain marks its own ids this way when the provider sent none; they are not the provider's response id.
 _GENERATED_ID_PREFIXES = ("run-", "lc_run-", "lc_")
 
 
 def _get(obj: Any, key: str) -> Any:
     """``obj[key]`` for mappings, ``obj.key`` otherwise, ``None`` when absent or failing."""
-    if isinstance(obj, Mapping):
+    if isinstance(obj, dict):
         return obj.get(key)
     try:
         return getattr(obj, key, None)
@@ -112,7 +118,7 @@ def serialized_name(serialized: Any, name: Any = None) -> str:
     """The run's name as LangChain's tracers compute it: ``name=``, then ``serialized['name']``, then the class."""
     if isinstance(name, str) and name:
         return name
-    if isinstance(serialized, Mapping):
+    if isinstance(serialized, dict):
         s_name = serialized.get("name")
         if isinstance(s_name, str) and s_name:
             return s_name
@@ -123,18 +129,18 @@ def serialized_name(serialized: Any, name: Any = None) -> str:
 
 
 def _serialized_kwargs(serialized: Any) -> Mapping[str, Any]:
-    kwargs = serialized.get("kwargs") if isinstance(serialized, Mapping) else None
-    return kwargs if isinstance(kwargs, Mapping) else {}
+    kwargs = serialized.get("kwargs") if isinstance(serialized, dict) else None
+    return kwargs if isinstance(kwargs, dict) else {}
 
 
 def request_model(serialized: Any, invocation_params: Any, metadata: Any) -> str | None:
     """The requested model: invocation params, then ``ls_model_name`` metadata, then constructor kwargs."""
-    if isinstance(invocation_params, Mapping):
+    if isinstance(invocation_params, dict):
         for key in _MODEL_KEYS:
             model = _str(invocation_params.get(key))
             if model:
                 return model
-    if isinstance(metadata, Mapping):
+    if isinstance(metadata, dict):
         model = _str(metadata.get("ls_model_name"))
         if model:
             return model
@@ -150,7 +156,7 @@ def server_address(serialized: Any, invocation_params: Any) -> tuple[str, int] |
     """Host and port of the model endpoint when the client's base URL is known."""
     sources = (invocation_params, _serialized_kwargs(serialized))
     for source in sources:
-        if not isinstance(source, Mapping):
+        if not isinstance(source, dict):
             continue
         for key in _BASE_URL_KEYS:
             url = _str(source.get(key))
@@ -170,7 +176,7 @@ def llm_span(serialized: Any, invocation_params: Any, metadata: Any, *, chat: bo
     op = sc.OP_CHAT if chat else sc.OP_TEXT_COMPLETION
     model = request_model(serialized, invocation_params, metadata)
     attrs: Attributes = {sc.GEN_AI_OPERATION_NAME: op}
-    provider = provider_name(metadata.get("ls_provider")) if isinstance(metadata, Mapping) else None
+    provider = provider_name(metadata.get("ls_provider")) if isinstance(metadata, dict) else None
     if provider:
         attrs[sc.GEN_AI_PROVIDER_NAME] = provider
     if model:
@@ -184,8 +190,8 @@ def llm_span(serialized: Any, invocation_params: Any, metadata: Any, *, chat: bo
 def llm_request_attributes(invocation_params: Any, metadata: Any) -> Attributes:
     """Request parameters (temperature, max tokens, stop sequences, ...) of a model run."""
     attrs: Attributes = {}
-    params = invocation_params if isinstance(invocation_params, Mapping) else {}
-    meta = metadata if isinstance(metadata, Mapping) else {}
+    params = invocation_params if isinstance(invocation_params, dict) else {}
+    meta = metadata if isinstance(metadata, dict) else {}
     for key, attr in _REQUEST_PARAMS:
         value = params.get(key)
         if value is None and attr not in attrs:
@@ -210,7 +216,7 @@ def llm_request_attributes(invocation_params: Any, metadata: Any) -> Attributes:
 
 def chain_span(name: str, metadata: Any, tags: Any, serialized: Any) -> tuple[str, SpanKind, Attributes]:
     """Name, kind and operation attributes of a chain run: an agent, a LangGraph workflow root, or a plain chain."""
-    meta = metadata if isinstance(metadata, Mapping) else {}
+    meta = metadata if isinstance(metadata, dict) else {}
     if _is_agent(name, meta, tags, serialized):
         return f"{sc.OP_INVOKE_AGENT} {name}", SpanKind.INTERNAL, {
             sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
@@ -229,7 +235,7 @@ def _is_agent(name: str, meta: Mapping[str, Any], tags: Any, serialized: Any) ->
     if agent_name is not None and agent_name == name and meta.get("ls_integration") == "langchain_create_agent":
         # Nodes of the agent graph inherit the metadata; only the graph's own run carries the agent's name.
         return not (isinstance(tags, list) and any(isinstance(t, str) and t.startswith("graph:step:") for t in tags))
-    if isinstance(serialized, Mapping):
+    if isinstance(serialized, dict):
         ids = serialized.get("id")
         if isinstance(ids, list) and ids and ids[-1] == "AgentExecutor":
             return True
@@ -244,7 +250,7 @@ def tool_span(serialized: Any, name: Any, tool_call_id: Any) -> tuple[str, Attri
         sc.GEN_AI_TOOL_NAME: tool_name,
         sc.GEN_AI_TOOL_TYPE: "function",
     }
-    description = _str(serialized.get("description")) if isinstance(serialized, Mapping) else None
+    description = _str(serialized.get("description")) if isinstance(serialized, dict) else None
     if description:
         attrs[sc.GEN_AI_TOOL_DESCRIPTION] = description
     call_id = _str(tool_call_id)
@@ -257,7 +263,7 @@ def retriever_span(serialized: Any, name: Any, metadata: Any) -> tuple[str, Attr
     """Name and attributes of a retriever run; the retriever's name is the data source."""
     source = serialized_name(serialized, name)
     attrs: Attributes = {sc.GEN_AI_OPERATION_NAME: sc.OP_RETRIEVAL, sc.GEN_AI_DATA_SOURCE_ID: source}
-    provider = metadata.get("ls_vector_store_provider") if isinstance(metadata, Mapping) else None
+    provider = metadata.get("ls_vector_store_provider") if isinstance(metadata, dict) else None
     if isinstance(provider, str) and provider:
         attrs[sc.GEN_AI_PROVIDER_NAME] = provider
     return f"{sc.OP_RETRIEVAL} {source}", attrs
@@ -272,19 +278,23 @@ def run_attributes(
         clean = [t[:max_length] for t in tags if isinstance(t, str)]
         if clean:
             attrs[sc.LC_TAGS] = clean
-    if isinstance(metadata, Mapping) and metadata:
+    if isinstance(metadata, dict) and metadata:
         for key in _CONVERSATION_KEYS:
             value = metadata.get(key)
             if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
                 attrs[sc.GEN_AI_CONVERSATION_ID] = str(value)[:max_length]
                 break
-        for i, (key, value) in enumerate(metadata.items()):
-            if i >= max_metadata:
+        kept = 0
+        for key, value in metadata.items():
+            if not isinstance(key, str) or key.startswith(_SKIPPED_METADATA_PREFIXES):
+                continue
+            if kept >= max_metadata:
                 attrs[sc.LC_METADATA_PREFIX + "dropped_count"] = len(metadata) - max_metadata
                 break
             converted = metadata_value(value, max_length)
             if converted is not None:
-                attrs[sc.LC_METADATA_PREFIX + str(key)] = converted
+                attrs[sc.LC_METADATA_PREFIX + key] = converted
+                kept += 1
     return attrs
 
 
@@ -318,7 +328,7 @@ def _describe(obj: Any) -> str:
 
 def _usage_dict(message: Any) -> Mapping[str, Any] | None:
     usage = _get(message, "usage_metadata")
-    return usage if isinstance(usage, Mapping) else None
+    return usage if isinstance(usage, dict) else None
 
 
 def usage_attributes(usage: Mapping[str, Any]) -> Attributes:
@@ -335,7 +345,7 @@ def usage_attributes(usage: Mapping[str, Any]) -> Attributes:
     if out is not None:
         attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = out
     in_details = usage.get("input_token_details") or usage.get("prompt_tokens_details")
-    if isinstance(in_details, Mapping):
+    if isinstance(in_details, dict):
         cache_read = _int(in_details.get("cache_read"))
         if cache_read is None:
             cache_read = _int(in_details.get("cached_tokens"))
@@ -345,7 +355,7 @@ def usage_attributes(usage: Mapping[str, Any]) -> Attributes:
         if cache_creation:
             attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cache_creation
     out_details = usage.get("output_token_details") or usage.get("completion_tokens_details")
-    if isinstance(out_details, Mapping):
+    if isinstance(out_details, dict):
         reasoning = _int(out_details.get("reasoning"))
         if reasoning is None:
             reasoning = _int(out_details.get("reasoning_tokens"))
@@ -370,13 +380,13 @@ def llm_response_attributes(response: Any) -> Attributes:
             meta = _get(message, "response_metadata") if message is not None else None
             info = _get(gen, "generation_info")
             for source in (meta, info):
-                if not isinstance(source, Mapping):
+                if not isinstance(source, dict):
                     continue
                 reason = _str(source.get("finish_reason")) or _str(source.get("stop_reason"))
                 if reason:
                     finish_reasons.append(reason)
                     break
-            if isinstance(meta, Mapping):
+            if isinstance(meta, dict):
                 model = _str(meta.get("model_name")) or _str(meta.get("model"))
                 if model and sc.GEN_AI_RESPONSE_MODEL not in attrs:
                     attrs[sc.GEN_AI_RESPONSE_MODEL] = model
@@ -393,13 +403,13 @@ def llm_response_attributes(response: Any) -> Attributes:
     if finish_reasons:
         attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons
     llm_output = _get(response, "llm_output")
-    if isinstance(llm_output, Mapping):
+    if isinstance(llm_output, dict):
         model = _str(llm_output.get("model_name")) or _str(llm_output.get("model"))
         if model and sc.GEN_AI_RESPONSE_MODEL not in attrs:
             attrs[sc.GEN_AI_RESPONSE_MODEL] = model
         if not usage_total:
             token_usage = llm_output.get("token_usage") or llm_output.get("usage")
-            if isinstance(token_usage, Mapping):
+            if isinstance(token_usage, dict):
                 usage_total = usage_attributes(token_usage)
     attrs.update(usage_total)
     return attrs

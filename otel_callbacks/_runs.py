@@ -41,6 +41,7 @@ class RunRecord:
     """One open run: its span, the contexts around it, and what its end needs (stream timing, token sums)."""
 
     __slots__ = (
+        "_child_ctx",
         "chunks",
         "ctx",
         "first_chunk_ns",
@@ -53,7 +54,6 @@ class RunRecord:
         "output_tokens",
         "owner",
         "parent",
-        "parent_ctx",
         "prev",
         "recording",
         "span",
@@ -68,8 +68,7 @@ class RunRecord:
         self.start_ns = start_ns
         self.owner = owner
         self.recording = span.is_recording()
-        # Children are started under this context: it holds only our span and is never retired.
-        self.parent_ctx: Context = set_span_in_context(span, Context())
+        self._child_ctx: Context | None = None
         self.ctx: Context | None = None
         self.prev: Context | None = None
         self.token: Token[Context] | None = None
@@ -82,6 +81,14 @@ class RunRecord:
         self.output_tokens = 0
         self.model_runs = 0
         self.metric_attrs: dict[str, Any] | None = None  # set only when metrics are recorded for this run
+
+
+    def child_context(self) -> Context:
+        """The context children are started under: only this run's span, never retired, made on first use."""
+        ctx = self._child_ctx
+        if ctx is None:
+            ctx = self._child_ctx = set_span_in_context(self.span, Context())
+        return ctx
 
 
 # Every open run of every handler in the process, for parent lookup across handlers and so that a run is traced once
@@ -115,10 +122,13 @@ class RunRegistry:
 
     def add(self, run_id: UUID, record: RunRecord) -> list[RunRecord]:
         """Register a started run; returns the runs evicted to stay within the bound (the caller ends them)."""
+        # Single dict operations are atomic under the GIL; the lock only guards eviction's iteration.
+        self._runs[run_id] = record
+        _OPEN[run_id] = record
+        if len(self._runs) <= self.max_open:
+            return []
         evicted: list[RunRecord] = []
         with self._lock:
-            self._runs[run_id] = record
-            _OPEN[run_id] = record
             while len(self._runs) > self.max_open:
                 old_id = next(iter(self._runs))
                 evicted.append(self._runs.pop(old_id))
@@ -136,10 +146,9 @@ class RunRegistry:
 
     def pop(self, run_id: UUID) -> RunRecord | None:
         """Remove and return a run of this handler; ``None`` if unknown (never started, ended, or another's)."""
-        with self._lock:
-            record = self._runs.pop(run_id, None)
-            if record is not None:
-                _OPEN.pop(run_id, None)
+        record = self._runs.pop(run_id, None)
+        if record is not None:
+            _OPEN.pop(run_id, None)
         return record
 
     def add_usage(self, record: RunRecord, input_tokens: int, output_tokens: int) -> None:
