@@ -13,7 +13,7 @@ from uuid import UUID
 
 from otel_callbacks import _mapping
 from otel_callbacks import _semconv as sc
-from otel_callbacks._content import ContentPolicy, json_attribute, text_attribute
+from otel_callbacks._content import ContentPolicy, _safe_str, json_attribute, text_attribute
 from otel_callbacks._guard import guarded
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def _chunk_text(token: Any) -> str:
     if isinstance(token, str):
         return token
     if isinstance(token, list):  # content blocks
-        return "".join(b if isinstance(b, str) else str(b.get("text", "")) if isinstance(b, Mapping) else ""
+        return "".join(b if isinstance(b, str) else _safe_str(b.get("text", "")) if isinstance(b, Mapping) else ""
                        for b in token)
     return ""
 
@@ -87,7 +87,8 @@ class EventCallbacks:
         record = self._new_chunk(run_id, text, non_empty)
         if record is None:
             return
-        attrs: dict[str, Any] = {sc.ATTR_CHUNK_INDEX: record.chunks - 1, sc.ATTR_STREAM_EVENT_TYPE: str(kind)}
+        attrs: dict[str, Any] = {sc.ATTR_CHUNK_INDEX: record.chunks - 1,
+                                 sc.ATTR_STREAM_EVENT_TYPE: kind[:64] if isinstance(kind, str) else "unknown"}
         if self._capture:
             value = json_attribute(event, self._policy)
             if value is not None:
@@ -108,7 +109,7 @@ class EventCallbacks:
                     text = json_attribute(value, self._policy)
                 if text is not None:
                     attrs[key] = text
-        record.span.add_event(name, attrs)
+        record.span.add_event(name, _mapping.clip_attributes(attrs, self._policy.max_length))
 
     @guarded
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -145,5 +146,5 @@ class EventCallbacks:
 
     @guarded
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        attrs = {sc.ATTR_CUSTOM_EVENT_NAME: str(name)[:256]}
+        attrs = {sc.ATTR_CUSTOM_EVENT_NAME: _safe_str(name)[:256]}
         self._event(run_id, sc.EVENT_CUSTOM, attrs, {sc.ATTR_CUSTOM_EVENT_DATA: data})

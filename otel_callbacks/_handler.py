@@ -34,6 +34,26 @@ _SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 DEFAULT_MAX_OPEN_RUNS = 10_000
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def _end(record: RunRecord) -> None:
+    """Restore the context and end the span; the span ends even if restoring fails."""
+    try:
+        leave(record)
+    finally:
+        record.span.end()
+
+
+def _record_exception(span: Any, error: BaseException) -> None:
+    """The SDK's ``record_exception``, which calls ``str(error)`` unguarded; a fallback event if that raises."""
+    try:
+        span.record_exception(error, escaped=True)
+    except Exception:
+        span.add_event("exception", {"exception.type": _mapping.error_type(error),
+                                     "exception.message": "<unprintable exception>", "exception.escaped": True})
+
+
 def _sampler_reads_attributes(sampler: Any) -> bool:
     """Whether ``sampler`` (or one it delegates to) is not one of the SDK's attribute-blind built-ins."""
     if sampler is None:
@@ -130,20 +150,23 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         parent = lookup(parent_run_id)
         if parent is None:
             root_context()  # no known parent: the ambient context (e.g. the web request's span) is the parent
+        if len(name) > self._max_len:
+            name = name[: self._max_len]
         span = self._tracer.start_span(
             name, parent.child_context() if parent is not None else None, kind,
             attrs if self._sampler_reads_attributes else None,
         )
         record = RunRecord(span, parent, op, time.monotonic_ns(), self._runs)
+        # Registered before anything else can fail, so that the run's end (or eviction) always ends the span.
+        for old in self._runs.add(run_id, record):
+            self._evict(old)
+        enter(record)
         if record.recording:
             # One call: the SDK's attribute path has a sizeable fixed cost per call, on top of each attribute.
             attrs.update(_mapping.run_attributes(run_id, run_type, tags, metadata, self._max_len, self._max_metadata))
             if extra is not None:
                 attrs.update(extra())
-            span.set_attributes(attrs)
-        for old in self._runs.add(run_id, record):
-            self._evict(old)
-        enter(record)
+            span.set_attributes(_mapping.clip_attributes(attrs, self._max_len))
         return record
 
     @guarded
@@ -245,14 +268,13 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             if record.recording:
                 if record.model_runs:
                     record.span.set_attributes({
-                        sc.LC_USAGE_INPUT_TOKENS: record.input_tokens,
-                        sc.LC_USAGE_OUTPUT_TOKENS: record.output_tokens,
+                        sc.LC_USAGE_INPUT_TOKENS: min(record.input_tokens, _INT64_MAX),
+                        sc.LC_USAGE_OUTPUT_TOKENS: min(record.output_tokens, _INT64_MAX),
                         sc.LC_USAGE_MODEL_RUNS: record.model_runs,
                     })
                 record.span.set_status(_OK)
         finally:
-            leave(record)
-            record.span.end()
+            _end(record)
 
     @guarded
     def on_chain_end(self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
@@ -284,7 +306,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
                     attrs["langchain.stream.chunk_count"] = record.chunks
                     if record.first_chunk_ns:
                         attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
-                record.span.set_attributes(attrs)
+                record.span.set_attributes(_mapping.clip_attributes(attrs, self._max_len))
                 if self._capture:
                     self._set_json(record, sc.GEN_AI_OUTPUT_MESSAGES, _messages.output_messages(response))
         finally:
@@ -332,14 +354,11 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
                 if _mapping.is_control_flow(error):
                     span.add_event(sc.EVENT_INTERRUPT, {"exception.type": _mapping.error_type(error)})
                 else:
-                    span.set_attribute(sc.ERROR_TYPE, _mapping.error_type(error))
+                    span.set_attribute(sc.ERROR_TYPE, _mapping.error_type(error)[: self._max_len])
                     span.set_status(Status(StatusCode.ERROR, _mapping.error_description(error)))
-                    span.record_exception(error, escaped=True)
+                    _record_exception(span, error)
         finally:
-            try:
-                leave(record)
-            finally:
-                record.span.end()
+            _end(record)
 
     @guarded
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -385,10 +404,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
                 record.span.set_attribute(sc.LC_EVICTED, True)
                 record.span.set_status(Status(StatusCode.ERROR, "run never ended; evicted to bound memory"))
         finally:
-            try:
-                leave(record)
-            finally:
-                record.span.end()
+            _end(record)
 
     def _report_failure(self, callback: str, exc: Exception) -> None:
         key = (callback, type(exc).__name__)

@@ -11,6 +11,7 @@ LangGraph nodes, and providers differ in where they put model names and usage.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 from opentelemetry.trace import SpanKind
 
 from otel_callbacks import _semconv as sc
+from otel_callbacks._content import ContentPolicy, json_attribute
 
 Attributes = dict[str, Any]
 
@@ -103,8 +105,24 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An int an OTLP attribute can carry (int64); ``None`` otherwise, so exporters never drop it."""
+    if isinstance(value, int) and not isinstance(value, bool) and _INT64_MIN <= value <= _INT64_MAX:
+        return value
+    return None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        result = float(value)
+    except OverflowError:
+        return None
+    return result if math.isfinite(result) else None
 
 
 def provider_name(ls_provider: Any) -> str | None:
@@ -193,15 +211,14 @@ def llm_request_attributes(invocation_params: Any, metadata: Any) -> Attributes:
     params = invocation_params if isinstance(invocation_params, dict) else {}
     meta = metadata if isinstance(metadata, dict) else {}
     for key, attr in _REQUEST_PARAMS:
-        value = params.get(key)
-        if value is None and attr not in attrs:
-            value = meta.get("ls_" + key)
-        if isinstance(value, bool) or attr in attrs:
+        if attr in attrs:
             continue
-        if attr in _FLOAT_PARAMS and isinstance(value, int | float):
-            attrs[attr] = float(value)
-        elif isinstance(value, int):
-            attrs[attr] = value
+        value = params.get(key)
+        if value is None:
+            value = meta.get("ls_" + key)
+        converted = _float(value) if attr in _FLOAT_PARAMS else _int(value)
+        if converted is not None:
+            attrs[attr] = converted
     if attrs.get(sc.GEN_AI_REQUEST_CHOICE_COUNT) == 1:
         del attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT]  # the conventions record it only when != 1
     stop = params.get("stop") or params.get("stop_sequences") or meta.get("ls_stop")
@@ -281,8 +298,11 @@ def run_attributes(
     if isinstance(metadata, dict) and metadata:
         for key in _CONVERSATION_KEYS:
             value = metadata.get(key)
-            if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
-                attrs[sc.GEN_AI_CONVERSATION_ID] = str(value)[:max_length]
+            if isinstance(value, str) and value:
+                attrs[sc.GEN_AI_CONVERSATION_ID] = value[:max_length]
+                break
+            if _int(value) is not None:
+                attrs[sc.GEN_AI_CONVERSATION_ID] = str(value)
                 break
         kept = 0
         for key, value in metadata.items():
@@ -298,19 +318,36 @@ def run_attributes(
     return attrs
 
 
+def clip_attributes(attrs: Attributes, max_length: int) -> Attributes:
+    """Cut every string (and string in a list) to ``max_length``: names and ids come from user code too."""
+    for key, value in attrs.items():
+        if isinstance(value, str):
+            if len(value) > max_length:
+                attrs[key] = value[:max_length]
+        elif (isinstance(value, list | tuple) and value and isinstance(value[0], str)
+              and any(len(v) > max_length for v in value if isinstance(v, str))):
+            attrs[key] = [v[:max_length] if isinstance(v, str) else v for v in value]
+    return attrs
+
+
 def metadata_value(value: Any, max_length: int) -> Any:
     """Primitives as they are, anything else as compact JSON; strings cut to ``max_length``."""
     if isinstance(value, str):
         return value if len(value) <= max_length else value[:max_length]
-    if isinstance(value, bool | int | float):
-        return value if not isinstance(value, int) or -(2**63) <= value < 2**63 else str(value)
+    if isinstance(value, bool | float) or _int(value) is not None:
+        return value
     if value is None:
         return None
+    if isinstance(value, int):  # beyond int64: as text, which str() refuses past 4300 digits
+        return _describe(value)[:max_length]
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
     except (TypeError, ValueError, RecursionError):
-        text = _describe(value)
-    return text if len(text) <= max_length else text[:max_length]
+        text = json.dumps(_describe(value))
+    if len(text) <= max_length:
+        return text
+    # Too long: cut inside the strings so the value stays valid JSON (rare, off the common path).
+    return json_attribute(value, ContentPolicy(capture=True, max_length=max_length)) or ""
 
 
 def _json_default(obj: Any) -> Any:
@@ -320,6 +357,8 @@ def _json_default(obj: Any) -> Any:
 
 
 def _describe(obj: Any) -> str:
+    if isinstance(obj, int) and not isinstance(obj, bool) and not _INT64_MIN <= obj <= _INT64_MAX:
+        return f"<int of {obj.bit_length()} bits>" if obj.bit_length() > 14000 else str(obj)
     try:
         return str(obj)
     except Exception:
@@ -411,7 +450,7 @@ def llm_response_attributes(response: Any) -> Attributes:
             token_usage = llm_output.get("token_usage") or llm_output.get("usage")
             if isinstance(token_usage, dict):
                 usage_total = usage_attributes(token_usage)
-    attrs.update(usage_total)
+    attrs.update((k, v) for k, v in usage_total.items() if _int(v) is not None)
     return attrs
 
 

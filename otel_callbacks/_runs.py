@@ -23,6 +23,7 @@ in the former, which is exactly the test :func:`root_context` uses.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from contextvars import Token
@@ -113,6 +114,11 @@ class RunRegistry:
         self.evicted = 0
         self._runs: dict[UUID, RunRecord] = {}
         self._lock = threading.Lock()
+        _REGISTRIES.add(self)
+
+    def _after_fork(self) -> None:
+        # A fork while another thread held the lock would leave it held forever in the child.
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -177,6 +183,18 @@ def root_context() -> None:
     except (ValueError, RuntimeError):
         return
     sibling.token = None
+
+
+_REGISTRIES: weakref.WeakSet[RunRegistry] = weakref.WeakSet()
+
+
+def _reinit_locks_after_fork() -> None:
+    for registry in list(_REGISTRIES):
+        registry._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_locks_after_fork)
 
 
 def enter(record: RunRecord) -> None:

@@ -204,10 +204,6 @@ def test_fork_inside_an_open_run(tmp_path: Path) -> None:
     assert by_name["root"]["span_id"] == parent_root["span_id"]
 
 
-@pytest.mark.xfail(strict=True, reason="RunRegistry._lock (otel_callbacks/_runs.py) is a threading.Lock without an "
-                   "os.register_at_fork(after_in_child=...) reinit; forked while another thread holds it (evicting, "
-                   "or in add_usage), the child blocks forever on its first model run with usage under a parent "
-                   "(add_usage) or its first eviction - here killed by SIGALRM after 5 s")
 def test_fork_while_another_thread_holds_the_registry_lock(tmp_path: Path) -> None:
     result = run_scenario("lock-held", tmp_path)
     assert result["child"] == {"ok": True}

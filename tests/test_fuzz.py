@@ -41,7 +41,7 @@ from otel_callbacks import OpenTelemetryCallbackHandler, _runs
 from tests.test_handler import CONTENT_KEYS
 from tests.test_robustness import Ledger, SdkWarnings, attribute_problems
 
-AVOID_KNOWN_BUGS = True  # see the module docstring and the xfail tests in test_robustness.py
+AVOID_KNOWN_BUGS = False  # the bugs it once avoided are fixed; the pins stay as tests in test_robustness.py
 
 CANARY = "canary-c0ntent-7f3a"  # planted in every content value; must never appear while capture is off
 EVENT_CONTENT_KEYS = ("langchain.chunk.text", "langchain.stream_event.data", "langchain.agent.tool_input",

@@ -6,8 +6,7 @@ Most tests run the handler with ``raise_error=True`` (the guard re-raises), so t
 not raise, not merely that the guard swallows it. The tests about broken internals run with the default
 ``raise_error=False`` and check the guard: nothing raises, spans still end, one warning per kind.
 
-Known bugs are pinned by ``xfail(strict=True)`` tests at the end of this file: fixing one turns its test into an
-XPASS failure, which is the signal to drop the marker.
+Bugs found by fuzzing are pinned by the ``test_bug_*`` tests at the end of this file: each failed before its fix.
 """
 
 from __future__ import annotations
@@ -433,16 +432,11 @@ BREAKABLE = [
     "otel_callbacks._handler.lookup",
     "otel_callbacks._handler.root_context",
 ]
-_START_LEAK = ("_handler._start starts the span, then builds run_attributes() and extra() (llm_request_attributes) "
-               "for recording runs; when they raise, the record is never registered and nothing ends the span")
+# Failing after the span started: the run must still be registered so that its end ends the span.
 LEAKS_SPAN = [
-    pytest.param("otel_callbacks._handler._mapping.run_attributes",
-                 marks=pytest.mark.xfail(strict=True, reason=_START_LEAK)),
-    pytest.param("otel_callbacks._handler._mapping.llm_request_attributes",
-                 marks=pytest.mark.xfail(strict=True, reason=_START_LEAK)),
-    pytest.param("otel_callbacks._handler.leave", marks=pytest.mark.xfail(
-        strict=True, reason="_handler._finish: `finally: leave(record); record.span.end()` - when leave() raises, "
-        "span.end() is skipped (_error and _evict nest a try/finally for this, _finish does not)")),
+    "otel_callbacks._handler._mapping.run_attributes",
+    "otel_callbacks._handler._mapping.llm_request_attributes",
+    "otel_callbacks._handler.leave",
 ]
 
 
@@ -540,11 +534,6 @@ class Unprintable:
     __repr__ = __str__
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="metadata with an int past 4300 digits "
-                   "({'thread_id': 10**5000} or any key): _mapping.run_attributes does str(value) for the conversation "
-                   "id, metadata_value does str(value) for ints outside int64; str() raises ValueError there, which "
-                   "escapes on_chain_start (raise_error=True); _start has already started the span, which is never "
-                   "ended (leaked)")
 @pytest.mark.parametrize("key", ["thread_id", "n"])
 def test_bug_huge_int_in_metadata(provider, ledger, key: str) -> None:
     handler = make_handler(provider)
@@ -555,10 +544,6 @@ def test_bug_huge_int_in_metadata(provider, ledger, key: str) -> None:
     assert ledger.one("c").attributes
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason="invocation_params {'temperature': 10**400}: "
-                   "_mapping.llm_request_attributes does float(value) for float params; OverflowError escapes "
-                   "on_chat_model_start (raise_error=True), and as it runs inside _start after the span is started, "
-                   "that span is leaked (see _START_LEAK)")
 def test_bug_huge_int_float_param_raises(provider, ledger) -> None:
     handler = make_handler(provider)
     run_id = uuid4()
@@ -566,9 +551,6 @@ def test_bug_huge_int_float_param_raises(provider, ledger) -> None:
     handler.on_llm_end(llm_result(), run_id=run_id)
 
 
-@pytest.mark.xfail(strict=True, reason="integers outside int64 are written as int attributes: invocation_params "
-                   "max_tokens/seed/n (llm_request_attributes) and usage token counts (usage_attributes, summed into "
-                   "langchain.usage.*); OTLP encoding then fails for that key ('Value out of range', logged per span)")
 @pytest.mark.parametrize("where", ["max_tokens", "seed", "usage"])
 def test_bug_int_attributes_out_of_int64_range(provider, ledger, where: str) -> None:
     handler = make_handler(provider)
@@ -586,10 +568,6 @@ def test_bug_int_attributes_out_of_int64_range(provider, ledger, where: str) -> 
     assert attribute_problems(ledger.finished, handler._max_len) == []
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason="on_*_error with an exception whose __str__ raises: "
-                   "_handler._error calls span.record_exception(), and the SDK does str(exception) unguarded; the "
-                   "span is ended (finally) but the RuntimeError escapes with raise_error=True "
-                   "(error_description() guards str(), record_exception does not)")
 def test_bug_exception_with_raising_str(provider, ledger) -> None:
     handler = make_handler(provider)
     run_id = uuid4()
@@ -597,11 +575,6 @@ def test_bug_exception_with_raising_str(provider, ledger) -> None:
     handler.on_chain_error(StrRaises(), run_id=run_id)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason="capture on, a message content block whose __str__ "
-                   "raises: _messages._parts_from_content does str(block) unguarded (also str(role)/str(msg_type) in "
-                   "message_dict, str(reason) in output_messages, str(doc_id) in documents, str(kind) in "
-                   "_events.on_stream_event) - the exception escapes "
-                   "the callback with raise_error=True and the input messages are lost")
 @pytest.mark.parametrize("where", ["content-block", "role", "finish-reason", "doc-id"])
 def test_bug_unprintable_objects_in_messages(provider, ledger, where: str) -> None:
     handler = make_handler(provider, capture=True)
@@ -621,12 +594,6 @@ def test_bug_unprintable_objects_in_messages(provider, ledger, where: str) -> No
 LONG = "x" * 100_000
 
 
-@pytest.mark.xfail(strict=True, reason="identifier attributes are not cut to max_value_length: gen_ai.request.model "
-                   "and gen_ai.response.model/id/finish_reasons (_mapping.llm_span/llm_response_attributes), "
-                   "gen_ai.tool.name/description/call.id (tool_span), gen_ai.data_source.id (retriever_span), "
-                   "gen_ai.request.stop_sequences, gen_ai.agent.name, langchain.run.type, "
-                   "langchain.stream_event.type (str(kind) in _events.on_stream_event), gen_ai.provider.name "
-                   "(metadata ls_provider / ls_vector_store_provider)")
 @pytest.mark.parametrize("where", ["model", "response", "tool", "retriever", "stop", "agent", "run_type",
                                    "stream_event", "provider"])
 def test_bug_identifier_attributes_not_truncated(provider, ledger, where: str) -> None:
