@@ -69,12 +69,14 @@ class EventCallbacks:
         record = self._new_chunk(run_id, text, bool(text) or _has_tool_call_chunk(chunk))
         if record is None:
             return
-        attrs: dict[str, Any] = {sc.ATTR_CHUNK_INDEX: record.chunks - 1}
+        # No attributes unless there is text to record: an event with attributes costs the SDK twice as much, and
+        # the chunk's position is the event's position (``langchain.stream.chunk_count`` gives the total).
         if self._capture and text:
             value = text_attribute(text, self._policy)
             if value is not None:
-                attrs[sc.ATTR_CHUNK_TEXT] = value
-        record.span.add_event(sc.EVENT_NEW_TOKEN, attrs)
+                record.span.add_event(sc.EVENT_NEW_TOKEN, {sc.ATTR_CHUNK_TEXT: value})
+                return
+        record.span.add_event(sc.EVENT_NEW_TOKEN)
 
     @guarded
     def on_stream_event(self, event: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -87,8 +89,7 @@ class EventCallbacks:
         record = self._new_chunk(run_id, text, non_empty)
         if record is None:
             return
-        attrs: dict[str, Any] = {sc.ATTR_CHUNK_INDEX: record.chunks - 1,
-                                 sc.ATTR_STREAM_EVENT_TYPE: kind[:64] if isinstance(kind, str) else "unknown"}
+        attrs: dict[str, Any] = {sc.ATTR_STREAM_EVENT_TYPE: kind[:64] if isinstance(kind, str) else "unknown"}
         if self._capture:
             value = json_attribute(event, self._policy)
             if value is not None:

@@ -17,7 +17,16 @@ from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace.sampling import Sampler
-from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TracerProvider,
+    set_span_in_context,
+)
 
 from otel_callbacks import _config, _mapping, _messages
 from otel_callbacks import _semconv as sc
@@ -39,6 +48,8 @@ _INT64_MAX = 2**63 - 1
 
 def _end(record: RunRecord) -> None:
     """Restore the context and end the span; the span ends even if restoring fails."""
+    if record.borrowed:
+        return
     try:
         leave(record)
     finally:
@@ -52,6 +63,21 @@ def _record_exception(span: Any, error: BaseException) -> None:
     except Exception:
         span.add_event("exception", {"exception.type": _mapping.error_type(error),
                                      "exception.message": "<unprintable exception>", "exception.escaped": True})
+
+
+def _children_follow_parent(sampler: Any) -> bool:
+    """Whether ``sampler`` drops every child of an unsampled local parent, as the SDK's built-in samplers do.
+
+    Then an unsampled run's children need no span of their own: they can share the parent's non-recording one.
+    """
+    if sampler is None or type(sampler).__module__ != "opentelemetry.sdk.trace.sampling":
+        return False
+    for trace_id in (1, 2**128 - 1):
+        parent = NonRecordingSpan(SpanContext(trace_id, 1, is_remote=False, trace_flags=TraceFlags(0)))
+        decision = sampler.should_sample(set_span_in_context(parent), trace_id, "probe").decision
+        if decision.is_recording():
+            return False
+    return True
 
 
 def _sampler_reads_attributes(sampler: Any) -> bool:
@@ -119,7 +145,9 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         self._failures: set[tuple[str, str]] = set()
         # The SDK's own samplers never look at attributes; handing them over at span start costs ~15 % of a span.
         # A custom sampler gets the sampling-relevant GenAI attributes there, as the conventions advise.
-        self._sampler_reads_attributes = _sampler_reads_attributes(getattr(self._tracer, "sampler", None))
+        sampler = getattr(self._tracer, "sampler", None)
+        self._sampler_reads_attributes = _sampler_reads_attributes(sampler)
+        self._children_follow_parent = _children_follow_parent(sampler)
         self._metrics = (
             GenAIMetrics(meter_provider, experimental=_config.latest_experimental())
             if metrics_enabled(meter_provider)
@@ -169,11 +197,30 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             span.set_attributes(_mapping.clip_attributes(attrs, self._max_len))
         return record
 
+    def _unsampled_child(self, run_id: UUID, parent_run_id: UUID | None, op: str) -> RunRecord | None:
+        """Register a child of an unsampled run without any span work, when the sampler would drop it anyway.
+
+        Production runs sample 1-10 % of traces; this keeps the other 90-99 % nearly free. The child shares the
+        parent's non-recording span, which is already current in the context its code runs in.
+        """
+        if not self._children_follow_parent or parent_run_id is None:
+            return None
+        parent = lookup(parent_run_id)
+        if parent is None or parent.recording or claimed(run_id):
+            return None
+        record = RunRecord(parent.span, parent, op, time.monotonic_ns(), self._runs)
+        record.borrowed = True
+        for old in self._runs.add(run_id, record):
+            self._evict(old)
+        return record
+
     @guarded
     def on_chain_start(
         self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
         tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any,
     ) -> None:
+        if self._unsampled_child(run_id, parent_run_id, "chain") is not None:
+            return
         name = _mapping.serialized_name(serialized, kwargs.get("name"))
         span_name, kind, attrs = _mapping.chain_span(name, metadata, tags, serialized)
         op = attrs.get(sc.GEN_AI_OPERATION_NAME, "chain")
@@ -207,8 +254,14 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         metadata: Any, kwargs: dict[str, Any],
     ) -> None:
         params = kwargs.get("invocation_params")
+        op = sc.OP_CHAT if chat else sc.OP_TEXT_COMPLETION
+        record = self._unsampled_child(run_id, parent_run_id, op)
+        if record is not None:
+            if self._metrics is not None:  # metrics count every call, sampled or not
+                attrs = _mapping.llm_span(serialized, params, metadata, chat=chat)[1]
+                record.metric_attrs = {k: attrs[k] for k in METRIC_START_KEYS if k in attrs}
+            return
         span_name, attrs = _mapping.llm_span(serialized, params, metadata, chat=chat)
-        op = attrs[sc.GEN_AI_OPERATION_NAME]
         metric_attrs = {k: attrs[k] for k in METRIC_START_KEYS if k in attrs} if self._metrics is not None else None
         record = self._start(run_id, parent_run_id, span_name, SpanKind.CLIENT, op, attrs, "llm", tags, metadata,
                              lambda: _mapping.llm_request_attributes(params, metadata))
@@ -233,6 +286,8 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         tags: list[str] | None = None, metadata: dict[str, Any] | None = None, inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if self._unsampled_child(run_id, parent_run_id, sc.OP_EXECUTE_TOOL) is not None:
+            return
         span_name, attrs = _mapping.tool_span(serialized, kwargs.get("name"), kwargs.get("tool_call_id"))
         record = self._start(
             run_id, parent_run_id, span_name, SpanKind.INTERNAL, sc.OP_EXECUTE_TOOL, attrs, "tool", tags, metadata
@@ -250,6 +305,8 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         self, serialized: dict[str, Any] | None, query: str, *, run_id: UUID, parent_run_id: UUID | None = None,
         tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any,
     ) -> None:
+        if self._unsampled_child(run_id, parent_run_id, sc.OP_RETRIEVAL) is not None:
+            return
         span_name, attrs = _mapping.retriever_span(serialized, kwargs.get("name"), metadata)
         record = self._start(
             run_id, parent_run_id, span_name, SpanKind.CLIENT, sc.OP_RETRIEVAL, attrs, "retriever", tags, metadata

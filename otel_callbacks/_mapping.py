@@ -50,7 +50,7 @@ _PROVIDERS: dict[str, str] = {
 }
 
 # Request parameters as providers spell them in ``invocation_params`` -> semconv attribute.
-_REQUEST_PARAMS: tuple[tuple[str, str], ...] = (
+_REQUEST_PARAMS: dict[str, str] = dict((
     ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
     ("max_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
     ("max_completion_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
@@ -63,7 +63,8 @@ _REQUEST_PARAMS: tuple[tuple[str, str], ...] = (
     ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY),
     ("seed", sc.GEN_AI_REQUEST_SEED),
     ("n", sc.GEN_AI_REQUEST_CHOICE_COUNT),
-)
+))
+_LS_PARAMS = ("ls_temperature", "ls_max_tokens", "ls_top_p", "ls_top_k", "ls_seed")
 _FLOAT_PARAMS = frozenset(
     {
         sc.GEN_AI_REQUEST_TEMPERATURE,
@@ -83,6 +84,8 @@ _BASE_URL_KEYS = (
     "endpoint_url",
     "endpoint",
 )
+_MODEL_KEY_SET = frozenset(_MODEL_KEYS)
+_BASE_URL_KEY_SET = frozenset(_BASE_URL_KEYS)
 _CONVERSATION_KEYS = ("thread_id", "session_id", "conversation_id")
 # LangChain's own bookkeeping in run metadata: ``ls_*`` (provider, model, temperature, ... — mapped to gen_ai.*
 # attributes above) and ``lc_versions``. Recording them again per span costs attributes and adds nothing.
@@ -151,41 +154,40 @@ def _serialized_kwargs(serialized: Any) -> Mapping[str, Any]:
     return kwargs if isinstance(kwargs, dict) else {}
 
 
+def _first_str(source: Any, keys: tuple[str, ...], present: frozenset[str]) -> str | None:
+    """The first non-empty string among ``keys`` in dict ``source``; a set intersection skips absent keys fast."""
+    if not isinstance(source, dict) or present.isdisjoint(source):
+        return None
+    for key in keys:
+        value = source.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def request_model(serialized: Any, invocation_params: Any, metadata: Any) -> str | None:
     """The requested model: invocation params, then ``ls_model_name`` metadata, then constructor kwargs."""
-    if isinstance(invocation_params, dict):
-        for key in _MODEL_KEYS:
-            model = _str(invocation_params.get(key))
-            if model:
-                return model
-    if isinstance(metadata, dict):
+    model = _first_str(invocation_params, _MODEL_KEYS, _MODEL_KEY_SET)
+    if model is None and isinstance(metadata, dict):
         model = _str(metadata.get("ls_model_name"))
-        if model:
-            return model
-    kwargs = _serialized_kwargs(serialized)
-    for key in _MODEL_KEYS:
-        model = _str(kwargs.get(key))
-        if model:
-            return model
-    return None
+    if model is None:
+        model = _first_str(_serialized_kwargs(serialized), _MODEL_KEYS, _MODEL_KEY_SET)
+    return model
 
 
 def server_address(serialized: Any, invocation_params: Any) -> tuple[str, int] | None:
     """Host and port of the model endpoint when the client's base URL is known."""
-    sources = (invocation_params, _serialized_kwargs(serialized))
-    for source in sources:
-        if not isinstance(source, dict):
+    for source in (invocation_params, _serialized_kwargs(serialized)):
+        url = _first_str(source, _BASE_URL_KEYS, _BASE_URL_KEY_SET)
+        if url is None:
             continue
-        for key in _BASE_URL_KEYS:
-            url = _str(source.get(key))
-            if url:
-                try:
-                    parts = urlsplit(url if "//" in url else "//" + url)
-                    host, port = parts.hostname, parts.port
-                except ValueError:
-                    continue
-                if host:
-                    return host, port or (80 if parts.scheme == "http" else 443)
+        try:
+            parts = urlsplit(url if "//" in url else "//" + url)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            continue
+        if host:
+            return host, port or (80 if parts.scheme == "http" else 443)
     return None
 
 
@@ -210,15 +212,14 @@ def llm_request_attributes(invocation_params: Any, metadata: Any) -> Attributes:
     attrs: Attributes = {}
     params = invocation_params if isinstance(invocation_params, dict) else {}
     meta = metadata if isinstance(metadata, dict) else {}
-    for key, attr in _REQUEST_PARAMS:
-        if attr in attrs:
-            continue
-        value = params.get(key)
-        if value is None:
-            value = meta.get("ls_" + key)
-        converted = _float(value) if attr in _FLOAT_PARAMS else _int(value)
-        if converted is not None:
-            attrs[attr] = converted
+    # Visit the keys present rather than probe all spellings; in the caller's order, so the first spelling wins.
+    for key, value in params.items():
+        if key in _REQUEST_PARAMS:
+            _set_param(attrs, key, value)
+    if meta:  # LangChain's ls_* copies, for what the params did not say
+        for key in _LS_PARAMS:
+            if key in meta:
+                _set_param(attrs, key[3:], meta[key])
     if attrs.get(sc.GEN_AI_REQUEST_CHOICE_COUNT) == 1:
         del attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT]  # the conventions record it only when != 1
     stop = params.get("stop") or params.get("stop_sequences") or meta.get("ls_stop")
@@ -229,6 +230,15 @@ def llm_request_attributes(invocation_params: Any, metadata: Any) -> Attributes:
     if params.get("stream") is True or params.get("streaming") is True:
         attrs[sc.GEN_AI_REQUEST_STREAM] = True
     return attrs
+
+
+def _set_param(attrs: Attributes, key: str, value: Any) -> None:
+    attr = _REQUEST_PARAMS[key]
+    if attr in attrs:
+        return
+    converted = _float(value) if attr in _FLOAT_PARAMS else _int(value)
+    if converted is not None:
+        attrs[attr] = converted
 
 
 def chain_span(name: str, metadata: Any, tags: Any, serialized: Any) -> tuple[str, SpanKind, Attributes]:
@@ -324,8 +334,7 @@ def clip_attributes(attrs: Attributes, max_length: int) -> Attributes:
         if isinstance(value, str):
             if len(value) > max_length:
                 attrs[key] = value[:max_length]
-        elif (isinstance(value, list | tuple) and value and isinstance(value[0], str)
-              and any(len(v) > max_length for v in value if isinstance(v, str))):
+        elif isinstance(value, list | tuple) and any(isinstance(v, str) and len(v) > max_length for v in value):
             attrs[key] = [v[:max_length] if isinstance(v, str) else v for v in value]
     return attrs
 

@@ -43,6 +43,7 @@ class RunRecord:
 
     __slots__ = (
         "_child_ctx",
+        "borrowed",
         "chunks",
         "ctx",
         "first_chunk_ns",
@@ -69,6 +70,7 @@ class RunRecord:
         self.start_ns = start_ns
         self.owner = owner
         self.recording = span.is_recording()
+        self.borrowed = False  # the span is the parent's (an unsampled child shares it): never ended by this run
         self._child_ctx: Context | None = None
         self.ctx: Context | None = None
         self.prev: Context | None = None

@@ -95,7 +95,6 @@ EVENT_RETRY: Final = "langchain.retry"
 EVENT_CUSTOM: Final = "langchain.custom_event"
 EVENT_INTERRUPT: Final = "langchain.graph.interrupt"
 
-ATTR_CHUNK_INDEX: Final = "langchain.chunk.index"
 ATTR_CHUNK_TEXT: Final = "langchain.chunk.text"
 ATTR_STREAM_EVENT_TYPE: Final = "langchain.stream_event.type"
 ATTR_STREAM_EVENT_DATA: Final = "langchain.stream_event.data"

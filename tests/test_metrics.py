@@ -119,6 +119,20 @@ class TestModelMetrics:
         assert points(reader, "gen_ai.client.operation.time_to_first_chunk")[0].count == 1
 
 
+    def test_model_inside_an_unsampled_chain_still_counted(self, meter_provider, reader) -> None:
+        """The unsampled fast path (no span work for children) still records the model run's metrics."""
+        from langchain_core.prompts import ChatPromptTemplate
+
+        handler = OpenTelemetryCallbackHandler(TracerProvider(sampler=ALWAYS_OFF), meter_provider=meter_provider)
+        handler.raise_error = True
+        (ChatPromptTemplate.from_messages([("human", "{q}")]) | model()).invoke({"q": "x"},
+                                                                               config={"callbacks": [handler]})
+        (pt,) = points(reader, "gen_ai.client.operation.duration")
+        assert pt.count == 1 and pt.attributes["gen_ai.request.model"] == "gpt-4o"
+        assert {p.attributes["gen_ai.token.type"]: p.sum for p in points(reader, "gen_ai.client.token.usage")} == {
+            "input": 11, "output": 7}
+
+
 class TestOtherOperations:
     def test_no_tool_or_agent_metrics_without_opt_in(self, mhandler, reader, monkeypatch) -> None:
         @tool
