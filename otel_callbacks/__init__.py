@@ -9,6 +9,7 @@ Example:
 from otel_callbacks._content import ContentPolicy
 from otel_callbacks._handler import OpenTelemetryCallbackHandler
 from otel_callbacks._instrument import instrument, uninstrument
+from otel_callbacks._metrics_setup import setup_metrics
 from otel_callbacks._setup import setup_tracing
 from otel_callbacks._version import __version__
 
@@ -17,6 +18,7 @@ __all__ = [
     "OpenTelemetryCallbackHandler",
     "__version__",
     "instrument",
+    "setup_metrics",
     "setup_tracing",
     "uninstrument",
 ]

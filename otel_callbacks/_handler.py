@@ -16,25 +16,16 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk.trace.sampling import Sampler
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-    TracerProvider,
-    set_span_in_context,
-)
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
-from otel_callbacks import _config, _mapping, _messages
+from otel_callbacks import _config, _mapping, _messages, _response
 from otel_callbacks import _semconv as sc
 from otel_callbacks._content import DEFAULT_MAX_VALUE_LENGTH, ContentPolicy, Redactor, json_attribute, text_attribute
 from otel_callbacks._events import EventCallbacks
 from otel_callbacks._guard import guarded
 from otel_callbacks._metrics import METRIC_START_KEYS, GenAIMetrics, metrics_enabled
 from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup, root_context
+from otel_callbacks._sampling import children_follow_parent, sampler_reads_attributes
 from otel_callbacks._version import __version__
 
 _logger = logging.getLogger("otel_callbacks")
@@ -63,30 +54,6 @@ def _record_exception(span: Any, error: BaseException) -> None:
     except Exception:
         span.add_event("exception", {"exception.type": _mapping.error_type(error),
                                      "exception.message": "<unprintable exception>", "exception.escaped": True})
-
-
-def _children_follow_parent(sampler: Any) -> bool:
-    """Whether ``sampler`` drops every child of an unsampled local parent, as the SDK's built-in samplers do.
-
-    Then an unsampled run's children need no span of their own: they can share the parent's non-recording one.
-    """
-    if sampler is None or type(sampler).__module__ != "opentelemetry.sdk.trace.sampling":
-        return False
-    for trace_id in (1, 2**128 - 1):
-        parent = NonRecordingSpan(SpanContext(trace_id, 1, is_remote=False, trace_flags=TraceFlags(0)))
-        decision = sampler.should_sample(set_span_in_context(parent), trace_id, "probe").decision
-        if decision.is_recording():
-            return False
-    return True
-
-
-def _sampler_reads_attributes(sampler: Any) -> bool:
-    """Whether ``sampler`` (or one it delegates to) is not one of the SDK's attribute-blind built-ins."""
-    if sampler is None:
-        return False
-    if type(sampler).__module__ != "opentelemetry.sdk.trace.sampling":
-        return True
-    return any(_sampler_reads_attributes(v) for v in vars(sampler).values() if isinstance(v, Sampler))
 
 
 class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
@@ -146,8 +113,8 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         # The SDK's own samplers never look at attributes; handing them over at span start costs ~15 % of a span.
         # A custom sampler gets the sampling-relevant GenAI attributes there, as the conventions advise.
         sampler = getattr(self._tracer, "sampler", None)
-        self._sampler_reads_attributes = _sampler_reads_attributes(sampler)
-        self._children_follow_parent = _children_follow_parent(sampler)
+        self._sampler_reads_attributes = sampler_reads_attributes(sampler)
+        self._children_follow_parent = children_follow_parent(sampler)
         self._metrics = (
             GenAIMetrics(meter_provider, experimental=_config.latest_experimental())
             if metrics_enabled(meter_provider)
@@ -350,7 +317,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         if record is None:
             return
         try:
-            attrs = _mapping.llm_response_attributes(response)
+            attrs = _response.llm_response_attributes(response)
             inp = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)
             out = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
             if inp or out:

@@ -90,8 +90,6 @@ _CONVERSATION_KEYS = ("thread_id", "session_id", "conversation_id")
 # LangChain's own bookkeeping in run metadata: ``ls_*`` (provider, model, temperature, ... — mapped to gen_ai.*
 # attributes above) and ``lc_versions``. Recording them again per span costs attributes and adds nothing.
 _SKIPPED_METADATA_PREFIXES = ("ls_", "lc_versions")
-# LangChain marks its own ids this way when the provider sent none; they are not the provider's response id.
-_GENERATED_ID_PREFIXES = ("run-", "lc_run-", "lc_")
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -372,95 +370,6 @@ def _describe(obj: Any) -> str:
         return str(obj)
     except Exception:
         return f"<{type(obj).__name__}>"
-
-
-def _usage_dict(message: Any) -> Mapping[str, Any] | None:
-    usage = _get(message, "usage_metadata")
-    return usage if isinstance(usage, dict) else None
-
-
-def usage_attributes(usage: Mapping[str, Any]) -> Attributes:
-    """Token counts of LangChain's ``UsageMetadata`` (or an OpenAI-style ``token_usage`` dict) as semconv attributes."""
-    attrs: Attributes = {}
-    inp = _int(usage.get("input_tokens"))
-    if inp is None:
-        inp = _int(usage.get("prompt_tokens"))
-    out = _int(usage.get("output_tokens"))
-    if out is None:
-        out = _int(usage.get("completion_tokens"))
-    if inp is not None:
-        attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = inp
-    if out is not None:
-        attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = out
-    in_details = usage.get("input_token_details") or usage.get("prompt_tokens_details")
-    if isinstance(in_details, dict):
-        cache_read = _int(in_details.get("cache_read"))
-        if cache_read is None:
-            cache_read = _int(in_details.get("cached_tokens"))
-        if cache_read:
-            attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
-        cache_creation = _int(in_details.get("cache_creation"))
-        if cache_creation:
-            attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cache_creation
-    out_details = usage.get("output_token_details") or usage.get("completion_tokens_details")
-    if isinstance(out_details, dict):
-        reasoning = _int(out_details.get("reasoning"))
-        if reasoning is None:
-            reasoning = _int(out_details.get("reasoning_tokens"))
-        if reasoning:
-            attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
-    return attrs
-
-
-def llm_response_attributes(response: Any) -> Attributes:
-    """Response model, id, finish reasons and usage from an ``LLMResult``, streamed or not.
-
-    Streaming results carry no ``llm_output``; the merged message's ``response_metadata`` and ``usage_metadata``
-    do, which is where this looks first.
-    """
-    attrs: Attributes = {}
-    finish_reasons: list[str] = []
-    usage_total: dict[str, int] = {}
-    generations = _get(response, "generations")
-    for gen_list in generations if isinstance(generations, list) else ():
-        for gen in gen_list if isinstance(gen_list, list) else ():
-            message = _get(gen, "message")
-            meta = _get(message, "response_metadata") if message is not None else None
-            info = _get(gen, "generation_info")
-            for source in (meta, info):
-                if not isinstance(source, dict):
-                    continue
-                reason = _str(source.get("finish_reason")) or _str(source.get("stop_reason"))
-                if reason:
-                    finish_reasons.append(reason)
-                    break
-            if isinstance(meta, dict):
-                model = _str(meta.get("model_name")) or _str(meta.get("model"))
-                if model and sc.GEN_AI_RESPONSE_MODEL not in attrs:
-                    attrs[sc.GEN_AI_RESPONSE_MODEL] = model
-                resp_id = _str(meta.get("id"))
-                if resp_id and sc.GEN_AI_RESPONSE_ID not in attrs:
-                    attrs[sc.GEN_AI_RESPONSE_ID] = resp_id
-            msg_id = _str(_get(message, "id")) if message is not None else None
-            if msg_id and sc.GEN_AI_RESPONSE_ID not in attrs and not msg_id.startswith(_GENERATED_ID_PREFIXES):
-                attrs[sc.GEN_AI_RESPONSE_ID] = msg_id
-            usage = _usage_dict(message) if message is not None else None
-            if usage:
-                for key, value in usage_attributes(usage).items():
-                    usage_total[key] = usage_total.get(key, 0) + value
-    if finish_reasons:
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons
-    llm_output = _get(response, "llm_output")
-    if isinstance(llm_output, dict):
-        model = _str(llm_output.get("model_name")) or _str(llm_output.get("model"))
-        if model and sc.GEN_AI_RESPONSE_MODEL not in attrs:
-            attrs[sc.GEN_AI_RESPONSE_MODEL] = model
-        if not usage_total:
-            token_usage = llm_output.get("token_usage") or llm_output.get("usage")
-            if isinstance(token_usage, dict):
-                usage_total = usage_attributes(token_usage)
-    attrs.update((k, v) for k, v in usage_total.items() if _int(v) is not None)
-    return attrs
 
 
 def error_type(error: BaseException) -> str:

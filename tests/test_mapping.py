@@ -9,6 +9,7 @@ import pytest
 from opentelemetry.trace import SpanKind
 
 from otel_callbacks import _mapping as m
+from otel_callbacks import _response
 
 
 @pytest.mark.parametrize(("ls_provider", "expected"), [
@@ -189,7 +190,7 @@ def _gen(meta: Any = None, usage: Any = None, msg_id: Any = None, info: Any = No
     (None, {}),
 ])
 def test_llm_response_attributes(response: Any, expected: dict[str, Any]) -> None:
-    assert m.llm_response_attributes(response) == expected
+    assert _response.llm_response_attributes(response) == expected
 
 
 def test_error_type_and_description() -> None:

@@ -415,7 +415,7 @@ BREAKABLE = [
     "otel_callbacks._handler._mapping.serialized_name",
     "otel_callbacks._handler._mapping.chain_span",
     "otel_callbacks._handler._mapping.llm_span",
-    "otel_callbacks._handler._mapping.llm_response_attributes",
+    "otel_callbacks._handler._response.llm_response_attributes",
     "otel_callbacks._handler._mapping.tool_span",
     "otel_callbacks._handler._mapping.retriever_span",
     "otel_callbacks._handler._mapping.error_type",
@@ -458,7 +458,7 @@ def test_broken_internals_never_raise_and_spans_still_end(provider, ledger, monk
 
 def test_failures_logged_once_per_kind(provider, ledger, monkeypatch, caplog) -> None:
     monkeypatch.setattr("otel_callbacks._handler._mapping.chain_span", _boom)
-    monkeypatch.setattr("otel_callbacks._handler._mapping.llm_response_attributes", _boom)
+    monkeypatch.setattr("otel_callbacks._handler._response.llm_response_attributes", _boom)
     handler = make_handler(provider, raise_error=False)
     with caplog.at_level(logging.DEBUG, logger="otel_callbacks"):
         for _ in range(100):
