@@ -28,12 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_callbacks import OpenTelemetryCallbackHandler
-
-try:
-    from otel_callbacks import setup_tracing  # type: ignore[attr-defined,unused-ignore]
-except ImportError:  # the package does not re-export it yet
-    from otel_callbacks._setup import setup_tracing
+from otel_callbacks import OpenTelemetryCallbackHandler, setup_tracing
 
 if TYPE_CHECKING:
     from .conftest import PhoenixServer
