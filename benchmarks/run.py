@@ -28,8 +28,8 @@ RESULTS = HERE / "results"
 TRACERS = ("none", "noop", "minimal", "ours", "ours-metrics", "ours-ratio0", "openllmetry", "openinference", "official")
 WORKLOADS = ("invoke", "ainvoke", "stream", "agent")
 
-# Kept in step with tracers.VENV; duplicated because this orchestrator must not import LangChain or the SDK.
-_VENV = {"openllmetry": "openllmetry", "openinference": "openinference", "official": "official"}
+# Peers run from their own venv named after them; everything else from .venvs/ours (see tracers.VENV).
+_VENV = {peer: peer for peer in report.PEERS}
 
 
 def python_for(tracer: str) -> Path | None:

@@ -25,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from report import PEERS
 
 # Handler-style tracers (passed in config["callbacks"]) run in the "ours" venv; peers in their own.
 VENV = {
@@ -39,19 +40,6 @@ VENV = {
     "official": "official",
 }
 
-LABELS = {
-    "none": "no tracing (A/A check: noise floor)",
-    "noop": "no-op handler",
-    "minimal": "minimal handler",
-    "ours": "ours (content off)",
-    "ours-metrics": "ours + SDK MeterProvider",
-    "ours-ratio0": "ours, sampler ratio 0",
-    "openllmetry": "OpenLLMetry 0.62.4",
-    "openinference": "OpenInference 0.1.80",
-    "official": "official genai-langchain 1.3b0",
-}
-
-PEERS = ("openllmetry", "openinference", "official")
 
 # Content capture is switched off for every peer so that all tracers are compared on the same (content-off) work.
 # Set before the peers are imported: some read the environment at import time.
