@@ -34,8 +34,6 @@ _SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 DEFAULT_MAX_OPEN_RUNS = 10_000
 
 
-_INT64_MAX = 2**63 - 1
-
 
 def _end(record: RunRecord) -> None:
     """Restore the context and end the span; the span ends even if restoring fails."""
@@ -110,8 +108,9 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         self._stream_events = stream_events
         self._runs = RunRegistry(_config.positive_int(max_open_runs, sc.ENV_MAX_OPEN_RUNS, DEFAULT_MAX_OPEN_RUNS))
         self._failures: set[tuple[str, str]] = set()
-        # The SDK's own samplers never look at attributes; handing them over at span start costs ~15 % of a span.
-        # A custom sampler gets the sampling-relevant GenAI attributes there, as the conventions advise.
+        # The SDK's own samplers never look at attributes, so they are set once after start; a custom sampler also
+        # gets the sampling-relevant GenAI attributes at start, as the conventions advise (the SDK then takes them
+        # twice, a cost only custom samplers pay).
         sampler = getattr(self._tracer, "sampler", None)
         self._sampler_reads_attributes = sampler_reads_attributes(sampler)
         self._children_follow_parent = children_follow_parent(sampler)
@@ -292,8 +291,8 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             if record.recording:
                 if record.model_runs:
                     record.span.set_attributes({
-                        sc.LC_USAGE_INPUT_TOKENS: min(record.input_tokens, _INT64_MAX),
-                        sc.LC_USAGE_OUTPUT_TOKENS: min(record.output_tokens, _INT64_MAX),
+                        sc.LC_USAGE_INPUT_TOKENS: min(record.input_tokens, _mapping.INT64_MAX),
+                        sc.LC_USAGE_OUTPUT_TOKENS: min(record.output_tokens, _mapping.INT64_MAX),
                         sc.LC_USAGE_MODEL_RUNS: record.model_runs,
                     })
                 record.span.set_status(_OK)
@@ -316,6 +315,8 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         record = self._runs.pop(run_id)
         if record is None:
             return
+        if record.borrowed and record.metric_attrs is None:
+            return  # an unsampled run with no metrics to record: nothing to read from the response
         try:
             attrs = _response.llm_response_attributes(response)
             inp = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)
@@ -327,7 +328,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             if record.recording:
                 if record.chunks:
                     attrs[sc.GEN_AI_REQUEST_STREAM] = True
-                    attrs["langchain.stream.chunk_count"] = record.chunks
+                    attrs[sc.LC_STREAM_CHUNK_COUNT] = record.chunks
                     if record.first_chunk_ns:
                         attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
                 record.span.set_attributes(_mapping.clip_attributes(attrs, self._max_len))

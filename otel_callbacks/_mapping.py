@@ -106,12 +106,12 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _int(value: Any) -> int | None:
     """An int an OTLP attribute can carry (int64); ``None`` otherwise, so exporters never drop it."""
-    if isinstance(value, int) and not isinstance(value, bool) and _INT64_MIN <= value <= _INT64_MAX:
+    if isinstance(value, int) and not isinstance(value, bool) and _INT64_MIN <= value <= INT64_MAX:
         return value
     return None
 
@@ -364,7 +364,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def _describe(obj: Any) -> str:
-    if isinstance(obj, int) and not isinstance(obj, bool) and not _INT64_MIN <= obj <= _INT64_MAX:
+    if isinstance(obj, int) and not isinstance(obj, bool) and not _INT64_MIN <= obj <= INT64_MAX:
         return f"<int of {obj.bit_length()} bits>" if obj.bit_length() > 14000 else str(obj)
     try:
         return str(obj)

@@ -84,6 +84,7 @@ LC_USAGE_INPUT_TOKENS: Final = "langchain.usage.input_tokens"
 LC_USAGE_OUTPUT_TOKENS: Final = "langchain.usage.output_tokens"
 LC_USAGE_MODEL_RUNS: Final = "langchain.usage.model_runs"
 LC_EVICTED: Final = "langchain.run.evicted"
+LC_STREAM_CHUNK_COUNT: Final = "langchain.stream.chunk_count"
 
 # --- span events -----------------------------------------------------------------------------------------------------
 EVENT_NEW_TOKEN: Final = "langchain.llm.new_token"
