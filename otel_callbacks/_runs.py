@@ -138,9 +138,14 @@ class RunRegistry:
         evicted: list[RunRecord] = []
         with self._lock:
             while len(self._runs) > self.max_open:
-                old_id = next(iter(self._runs))
-                evicted.append(self._runs.pop(old_id))
-                _OPEN.pop(old_id, None)
+                try:
+                    old_id = next(iter(self._runs))
+                except RuntimeError:  # another thread's lock-free add/pop changed the dict mid-iteration
+                    continue
+                old = self._runs.pop(old_id, None)
+                if old is not None:
+                    evicted.append(old)
+                    _OPEN.pop(old_id, None)
         if evicted:
             if self.evicted == 0:
                 _logger.warning(
