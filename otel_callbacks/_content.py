@@ -109,7 +109,7 @@ class _Converter:
                     out[TRUNCATION_MARK] = len(obj) - i
                     break
                 # Keys can be content too (a dict keyed by user names): they pass through the redaction hook.
-                key = self.text(k if isinstance(k, str) else _safe_str(k))  # before the value spends the budget
+                key = self.text(k if isinstance(k, str) else safe_str(k))  # before the value spends the budget
                 out[key] = self.convert(v, depth + 1)
             return out
         if isinstance(obj, list | tuple | set | frozenset):
@@ -124,7 +124,7 @@ class _Converter:
         if dumped is not None:
             return self.convert(dumped, depth + 1)
         # Generators, files, sockets and other iterables are described, never consumed.
-        return self.text(_safe_str(obj))
+        return self.text(safe_str(obj))
 
 
 def _model_dump(obj: Any) -> Any:
@@ -147,7 +147,7 @@ def _model_dump(obj: Any) -> Any:
     return None
 
 
-def _safe_str(obj: Any) -> str:
+def safe_str(obj: Any) -> str:
     try:
         return str(obj)
     except Exception:

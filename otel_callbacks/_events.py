@@ -13,7 +13,7 @@ from uuid import UUID
 
 from otel_callbacks import _mapping
 from otel_callbacks import _semconv as sc
-from otel_callbacks._content import ContentPolicy, _safe_str, json_attribute, text_attribute
+from otel_callbacks._content import ContentPolicy, json_attribute, safe_str, text_attribute
 from otel_callbacks._guard import guarded
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def _chunk_text(token: Any) -> str:
     if isinstance(token, str):
         return token
     if isinstance(token, list):  # content blocks
-        return "".join(b if isinstance(b, str) else _safe_str(b.get("text", "")) if isinstance(b, Mapping) else ""
+        return "".join(b if isinstance(b, str) else safe_str(b.get("text", "")) if isinstance(b, Mapping) else ""
                        for b in token)
     return ""
 
@@ -147,5 +147,5 @@ class EventCallbacks:
 
     @guarded
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        attrs = {sc.ATTR_CUSTOM_EVENT_NAME: _safe_str(name)[:256]}
+        attrs = {sc.ATTR_CUSTOM_EVENT_NAME: safe_str(name)[:256]}
         self._event(run_id, sc.EVENT_CUSTOM, attrs, {sc.ATTR_CUSTOM_EVENT_DATA: data})

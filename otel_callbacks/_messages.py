@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from otel_callbacks._content import _safe_str
+from otel_callbacks._content import safe_str
 from otel_callbacks._mapping import _get
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool",
@@ -38,7 +38,7 @@ def _parts_from_content(content: Any) -> list[dict[str, Any]]:
             elif kind not in ("tool_use", "tool_call", "tool_call_chunk"):  # tool calls come from message.tool_calls
                 parts.append(dict(block))
         elif block is not None:
-            parts.append({"type": "text", "content": _safe_str(block)})
+            parts.append({"type": "text", "content": safe_str(block)})
     return parts
 
 
@@ -58,10 +58,10 @@ def message_dict(message: Any) -> dict[str, Any]:
         return {"role": "user", "parts": [{"type": "text", "content": message}]}
     if isinstance(message, tuple) and len(message) == 2:
         role, content = message
-        role_name = _safe_str(role)
+        role_name = safe_str(role)
         return {"role": _ROLES.get(role_name, role_name), "parts": _parts_from_content(content)}
     msg_type = _get(message, "type") or _get(message, "role")
-    type_name = _safe_str(msg_type) if msg_type else "user"
+    type_name = safe_str(msg_type) if msg_type else "user"
     role = _ROLES.get(type_name, type_name)
     if role == "tool":
         result = _get(message, "content")
@@ -117,7 +117,7 @@ def output_messages(response: Any) -> list[dict[str, Any]]:
                         break
             if not reason:
                 reason = "tool_call" if _get(message, "tool_calls") else "stop"
-            reason_name = _safe_str(reason)
+            reason_name = safe_str(reason)
             converted["finish_reason"] = _FINISH.get(reason_name, reason_name)
             out.append(converted)
     return out
@@ -144,7 +144,7 @@ def documents(docs: Any) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {}
         doc_id = _get(doc, "id")
         if doc_id is not None:
-            entry["id"] = _safe_str(doc_id)
+            entry["id"] = safe_str(doc_id)
         meta = _get(doc, "metadata")
         if isinstance(meta, Mapping):
             score = meta.get("score", meta.get("relevance_score"))
