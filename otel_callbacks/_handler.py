@@ -119,6 +119,9 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             if metrics_enabled(meter_provider)
             else None
         )
+        # A handler made at import time, before the app installs its MeterProvider, picks it up later (as the
+        # API's proxy tracer does for spans); checked on each model run until then.
+        self._metrics_pending = self._metrics is None and meter_provider is None
 
     # One handler, one run map: LangChain copies handlers when it merges callback managers.
     def __copy__(self) -> OpenTelemetryCallbackHandler:
@@ -221,6 +224,9 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
     ) -> None:
         params = kwargs.get("invocation_params")
         op = sc.OP_CHAT if chat else sc.OP_TEXT_COMPLETION
+        if self._metrics_pending and metrics_enabled(None):
+            self._metrics_pending = False
+            self._metrics = GenAIMetrics(None, experimental=_config.latest_experimental())
         record = self._unsampled_child(run_id, parent_run_id, op)
         if record is not None:
             if self._metrics is not None:  # metrics count every call, sampled or not

@@ -1,7 +1,7 @@
 """GenAI client metrics (semconv v1.41): token usage, operation duration, time to first chunk, time per chunk.
 
-Recorded per model run whether or not its trace is sampled: dashboards need every call. When no MeterProvider is
-configured the handler holds no :class:`GenAIMetrics` at all, so the cost is nil.
+Recorded per model run whether or not its trace is sampled: dashboards need every call. While no MeterProvider is
+configured the handler holds no :class:`GenAIMetrics` at all, so the cost is one type check per model run.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ METRIC_START_KEYS: Final = (
 
 
 def metrics_enabled(meter_provider: MeterProvider | None) -> bool:
-    """Whether a real MeterProvider is there: given explicitly, or set globally before the handler was made."""
+    """Whether a real MeterProvider is there: given explicitly, or installed globally by now."""
     if meter_provider is not None:
         return not isinstance(meter_provider, NoOpMeterProvider)
     current = metrics.get_meter_provider()

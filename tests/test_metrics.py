@@ -171,3 +171,25 @@ def test_no_meter_provider_means_no_metrics_work(tracer_provider) -> None:
     """With only the API's proxy/no-op provider, the handler holds no instruments at all."""
     handler = OpenTelemetryCallbackHandler(tracer_provider)
     assert handler._metrics is None
+
+
+def test_handler_made_before_the_global_meter_provider_picks_it_up(tracer_provider, monkeypatch) -> None:
+    """The common pattern: handler created at import time, setup_metrics() called later in main()."""
+    from opentelemetry import metrics
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    handler = OpenTelemetryCallbackHandler(tracer_provider)
+    handler.raise_error = True
+    assert handler._metrics is None
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    # Install it globally for this test only: the API allows one global set per process, so restore afterwards.
+    monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", None)
+    monkeypatch.setattr(metrics_internal, "_METER_PROVIDER_SET_ONCE", metrics_internal.Once())
+    metrics.set_meter_provider(provider)
+    try:
+        model().invoke("q", config={"callbacks": [handler]})
+        (pt,) = points(reader, "gen_ai.client.operation.duration")
+        assert pt.count == 1
+    finally:
+        provider.shutdown()
