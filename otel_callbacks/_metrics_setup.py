@@ -146,8 +146,8 @@ def setup_metrics(
 ) -> MeterProvider:
     """Configure a ``MeterProvider`` with console and/or OTLP metric exporters, and install it globally.
 
-    Call it before creating ``OpenTelemetryCallbackHandler``: the handler records metrics only when a meter
-    provider is passed to it or already installed globally.
+    Handlers record metrics into the provider passed to them, else into the global one: a handler created before
+    this call picks the global provider up on its next model run.
 
     Args:
         exporters: names among ``console`` (one summary line per metric and attribute set: count, sum, min, max),
