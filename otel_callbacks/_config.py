@@ -1,4 +1,4 @@
-"""Reading the environment: the only place the handler looks at ``os.environ``.
+"""Reading the environment: the only place the handler looks at ``os.environ``; ``_settings`` reuses its helpers.
 
 Precedence, as in the OpenTelemetry SDK: explicit argument > environment variable > default. A bad value logs one
 warning naming the variable and the valid values, then the default is used.
@@ -25,16 +25,12 @@ def capture_content(explicit: bool | None) -> bool:
     """
     if explicit is not None:
         return bool(explicit)
-    raw = os.environ.get(sc.ENV_CAPTURE_CONTENT, "").strip().lower()
+    raw = (env_value(sc.ENV_CAPTURE_CONTENT) or "").lower()
     if raw in _CAPTURE_ON:
         return True
     if raw not in _CAPTURE_OFF:
-        _logger.warning(
-            "Invalid value %r for %s; valid values: true, false, SPAN_ONLY, SPAN_AND_EVENT, EVENT_ONLY, NO_CONTENT. "
-            "Content capture stays off.",
-            raw,
-            sc.ENV_CAPTURE_CONTENT,
-        )
+        warn_invalid(sc.ENV_CAPTURE_CONTENT, raw, "true, false, SPAN_ONLY, SPAN_AND_EVENT, EVENT_ONLY, NO_CONTENT",
+                     "false (content capture stays off)")
     return False
 
 
@@ -44,15 +40,31 @@ def positive_int(explicit: int | None, env_var: str, default: int, minimum: int 
         if isinstance(explicit, bool) or not isinstance(explicit, int) or explicit < minimum:
             raise ValueError(f"expected an integer >= {minimum}, got {explicit!r}")
         return explicit
-    raw = os.environ.get(env_var, "").strip()
-    if not raw:
+    return env_int(env_var, default, minimum=minimum)
+
+
+def env_value(name: str) -> str | None:
+    """The variable's value, stripped; ``None`` when unset or blank."""
+    value = os.environ.get(name)
+    return value.strip() if value and value.strip() else None
+
+
+def warn_invalid(name: str, value: str, valid: str, default: object) -> None:
+    """The one warning a malformed variable gets: its name, its value, the valid values, the default used."""
+    _logger.warning("Invalid value %s=%r; valid values: %s. Using the default: %s.", name, value, valid, default)
+
+
+def env_int(name: str, default: int, *, minimum: int) -> int:
+    """An integer variable ``>= minimum``; ``default`` (with a warning if malformed) otherwise."""
+    raw = env_value(name)
+    if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
         value = minimum - 1
     if value < minimum:
-        _logger.warning("Invalid value %r for %s; expected an integer >= %d. Using %d.", raw, env_var, minimum, default)
+        warn_invalid(name, raw, f"an integer >= {minimum}", default)
         return default
     return value
 

@@ -16,6 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from otel_callbacks._config import env_int
+from otel_callbacks._config import env_value as _env
+from otel_callbacks._config import warn_invalid as _warn
 from otel_callbacks._exporters._otlp import (
     DEFAULT_GRPC_ENDPOINT,
     DEFAULT_HTTP_ENDPOINT,
@@ -144,29 +147,6 @@ def resolve_exit_timeout(exit_timeout_millis: int | None) -> int:
     if exit_timeout_millis is not None:
         return exit_timeout_millis
     return env_int(OTEL_CALLBACKS_EXIT_TIMEOUT, DEFAULT_EXIT_TIMEOUT_MS, minimum=0)
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value.strip() if value and value.strip() else None
-
-
-def _warn(name: str, value: str, valid: str, default: object) -> None:
-    logger.warning("Invalid value %s=%r; valid values: %s. Using the default: %s.", name, value, valid, default)
-
-
-def env_int(name: str, default: int, *, minimum: int) -> int:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        _warn(name, raw, f"an integer >= {minimum}", default)
-        return default
-    return value
 
 
 def env_choice(name: str, valid: Sequence[str], default: str) -> str:
