@@ -4,6 +4,7 @@ it with ``raise_error=True`` so that a bug in a callback fails the test instead 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -39,6 +40,15 @@ def _content_handler(tracer_provider: TracerProvider) -> OpenTelemetryCallbackHa
     handler = OpenTelemetryCallbackHandler(tracer_provider, capture_content=True)
     handler.raise_error = True
     return handler
+
+
+@pytest.fixture(name="providers")
+def _providers() -> Iterator[list[Any]]:
+    """Tracer or meter providers a test made, shut down afterwards (stops their export threads)."""
+    made: list[Any] = []
+    yield made
+    for provider in made:
+        provider.shutdown()
 
 
 @pytest.fixture(name="spans")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -112,3 +113,10 @@ class CharStreamLLM(LLM):
             if run_manager is not None:
                 run_manager.on_llm_new_token(char, chunk=chunk)
             yield chunk
+
+
+def one_warning(caplog: Any) -> str:
+    """The single warning a test expects (a malformed variable logs exactly one), as text."""
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    return warnings[0]

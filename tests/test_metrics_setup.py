@@ -8,7 +8,6 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,6 +30,7 @@ from otel_callbacks._metrics import (
 from otel_callbacks._metrics_setup import resolve_metrics_settings, setup_metrics
 from otel_callbacks._setup import setup_tracing
 from tests._otlp_receiver import GrpcReceiver, HttpReceiver
+from tests.support import one_warning
 from tests.test_setup import run_script
 
 # The demo's scripted usage: the streamed chain (18 in / 11 out), then the agent's two model calls (42/21, 77/16).
@@ -55,21 +55,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts from an environment without OTEL_* settings leaking in from the shell."""
     for name in _OTEL_VARS:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(name="providers")
-def _providers() -> Iterator[list[MeterProvider]]:
-    """Shuts down the meter providers a test made (stops their export threads)."""
-    made: list[MeterProvider] = []
-    yield made
-    for provider in made:
-        provider.shutdown()
-
-
-def one_warning(caplog: pytest.LogCaptureFixture) -> str:
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1, warnings
-    return warnings[0]
 
 
 def run_demo_with(meter_provider: MeterProvider) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_callbacks._settings import resolve_settings
 from otel_callbacks._setup import setup_tracing, shutdown_bounded
 from tests._otlp_receiver import GrpcReceiver, HttpReceiver
+from tests.support import one_warning
 
 ROOT = Path(__file__).resolve().parents[1]
 _OTEL_VARS = [
@@ -39,21 +38,6 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts from an environment without OTEL_* settings leaking in from the shell."""
     for name in _OTEL_VARS:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(name="providers")
-def _providers() -> Iterator[list[TracerProvider]]:
-    """Collects providers made by a test and shuts them down afterwards (stops batch threads)."""
-    made: list[TracerProvider] = []
-    yield made
-    for provider in made:
-        provider.shutdown()
-
-
-def one_warning(caplog: pytest.LogCaptureFixture) -> str:
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1, warnings
-    return warnings[0]
 
 
 class TestExporterSelection:
