@@ -21,36 +21,34 @@ def _usage_dict(message: Any) -> Mapping[str, Any] | None:
     return usage if isinstance(usage, dict) else None
 
 
+def _count(source: Mapping[str, Any], *spellings: str) -> int | None:
+    """The first token count present under any of the providers' spellings."""
+    for key in spellings:
+        value = _int(source.get(key))
+        if value is not None:
+            return value
+    return None
+
+
 def usage_attributes(usage: Mapping[str, Any]) -> Attributes:
     """Token counts of LangChain's ``UsageMetadata`` (or an OpenAI-style ``token_usage`` dict) as semconv attributes."""
     attrs: Attributes = {}
-    inp = _int(usage.get("input_tokens"))
-    if inp is None:
-        inp = _int(usage.get("prompt_tokens"))
-    out = _int(usage.get("output_tokens"))
-    if out is None:
-        out = _int(usage.get("completion_tokens"))
+    inp = _count(usage, "input_tokens", "prompt_tokens")
     if inp is not None:
         attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = inp
+    out = _count(usage, "output_tokens", "completion_tokens")
     if out is not None:
         attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = out
     in_details = usage.get("input_token_details") or usage.get("prompt_tokens_details")
     if isinstance(in_details, dict):
-        cache_read = _int(in_details.get("cache_read"))
-        if cache_read is None:
-            cache_read = _int(in_details.get("cached_tokens"))
-        if cache_read:
+        # Zero cache and reasoning counts are the usual case and say nothing; they are left out.
+        if cache_read := _count(in_details, "cache_read", "cached_tokens"):
             attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
-        cache_creation = _int(in_details.get("cache_creation"))
-        if cache_creation:
+        if cache_creation := _count(in_details, "cache_creation"):
             attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cache_creation
     out_details = usage.get("output_token_details") or usage.get("completion_tokens_details")
-    if isinstance(out_details, dict):
-        reasoning = _int(out_details.get("reasoning"))
-        if reasoning is None:
-            reasoning = _int(out_details.get("reasoning_tokens"))
-        if reasoning:
-            attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+    if isinstance(out_details, dict) and (reasoning := _count(out_details, "reasoning", "reasoning_tokens")):
+        attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
     return attrs
 
 
