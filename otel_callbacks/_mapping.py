@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -393,7 +393,3 @@ def error_description(error: BaseException, limit: int = 256) -> str:
 def is_control_flow(error: BaseException) -> bool:
     """LangGraph interrupts and handoffs (``GraphBubbleUp`` and subclasses) pause or redirect a graph; not errors."""
     return any(cls.__name__ == "GraphBubbleUp" for cls in type(error).__mro__)
-
-
-def as_str_list(value: Sequence[Any] | None) -> list[str]:
-    return [v for v in value or () if isinstance(v, str)]
