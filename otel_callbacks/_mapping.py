@@ -222,9 +222,9 @@ def llm_request_attributes(invocation_params: Any, metadata: Any) -> Attributes:
         del attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT]  # the conventions record it only when != 1
     stop = params.get("stop") or params.get("stop_sequences") or meta.get("ls_stop")
     if isinstance(stop, str):
-        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = (stop,)
     elif isinstance(stop, list | tuple) and stop and all(isinstance(s, str) for s in stop):
-        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = list(stop)
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stop)
     if params.get("stream") is True or params.get("streaming") is True:
         attrs[sc.GEN_AI_REQUEST_STREAM] = True
     return attrs
@@ -300,7 +300,7 @@ def run_attributes(
     """Attributes every run carries: id, type, tags, metadata and the conversation id."""
     attrs: Attributes = {sc.LC_RUN_ID: str(run_id), sc.LC_RUN_TYPE: run_type}
     if isinstance(tags, list) and tags:
-        clean = [t[:max_length] for t in tags if isinstance(t, str)]
+        clean = tuple(t[:max_length] for t in tags if isinstance(t, str))
         if clean:
             attrs[sc.LC_TAGS] = clean
     if isinstance(metadata, dict) and metadata:
@@ -333,7 +333,7 @@ def clip_attributes(attrs: Attributes, max_length: int) -> Attributes:
             if len(value) > max_length:
                 attrs[key] = value[:max_length]
         elif isinstance(value, list | tuple) and any(isinstance(v, str) and len(v) > max_length for v in value):
-            attrs[key] = [v[:max_length] if isinstance(v, str) else v for v in value]
+            attrs[key] = tuple(v[:max_length] if isinstance(v, str) else v for v in value)
     return attrs
 
 

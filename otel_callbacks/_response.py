@@ -89,7 +89,7 @@ def llm_response_attributes(response: Any) -> Attributes:
                 for key, value in usage_attributes(usage).items():
                     usage_total[key] = usage_total.get(key, 0) + value
     if finish_reasons:
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(finish_reasons)
     llm_output = _get(response, "llm_output")
     if isinstance(llm_output, dict):
         model = _str(llm_output.get("model_name")) or _str(llm_output.get("model"))

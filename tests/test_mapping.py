@@ -64,11 +64,11 @@ def test_llm_span_name_and_sampling_attributes() -> None:
      None,
      {"gen_ai.request.temperature": 0.0, "gen_ai.request.max_tokens": 10, "gen_ai.request.top_p": 1.0,
       "gen_ai.request.seed": 3, "gen_ai.request.frequency_penalty": 0.5, "gen_ai.request.presence_penalty": -1.0,
-      "gen_ai.request.stop_sequences": ["a", "b"], "gen_ai.request.stream": True, "gen_ai.request.choice.count": 2,
+      "gen_ai.request.stop_sequences": ("a", "b"), "gen_ai.request.stream": True, "gen_ai.request.choice.count": 2,
       "gen_ai.request.top_k": 5.0}),
     ({"max_completion_tokens": 7, "n": 1}, None, {"gen_ai.request.max_tokens": 7}),
     ({}, {"ls_temperature": 0.3, "ls_max_tokens": 9, "ls_stop": "END"},
-     {"gen_ai.request.temperature": 0.3, "gen_ai.request.max_tokens": 9, "gen_ai.request.stop_sequences": ["END"]}),
+     {"gen_ai.request.temperature": 0.3, "gen_ai.request.max_tokens": 9, "gen_ai.request.stop_sequences": ("END",)}),
     ({"temperature": "hot", "max_tokens": True, "stop": [1, 2]}, None, {}),
     (None, None, {}),
 ])
@@ -133,7 +133,7 @@ def test_run_attributes_metadata_rules() -> None:
         "huge": 2**70, "obj": Point(),
     }, max_length=100, max_metadata=32)
     assert attrs["langchain.run.id"] == "rid" and attrs["langchain.run.type"] == "chain"
-    assert attrs["langchain.tags"] == ["a", "b"]
+    assert attrs["langchain.tags"] == ("a", "b")
     assert attrs["gen_ai.conversation.id"] == "t1"
     assert attrs["langchain.metadata.n"] == 1 and attrs["langchain.metadata.f"] == 1.5
     assert attrs["langchain.metadata.b"] is False
@@ -173,17 +173,17 @@ def _gen(meta: Any = None, usage: Any = None, msg_id: Any = None, info: Any = No
                    "input_token_details": {"cache_read": 3, "cache_creation": 2},
                    "output_token_details": {"reasoning": 1}})),
      {"gen_ai.response.model": "gpt-4o-2024", "gen_ai.response.id": "chatcmpl-1",
-      "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 4,
+      "gen_ai.response.finish_reasons": ("stop",), "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 4,
       "gen_ai.usage.cache_read.input_tokens": 3, "gen_ai.usage.cache_creation.input_tokens": 2,
       "gen_ai.usage.reasoning.output_tokens": 1}),
     (_result(_gen({"stop_reason": "end_turn", "model": "claude"}, msg_id="msg_01")),
      {"gen_ai.response.model": "claude", "gen_ai.response.id": "msg_01",
-      "gen_ai.response.finish_reasons": ["end_turn"]}),
+      "gen_ai.response.finish_reasons": ("end_turn",)}),
     (_result(_gen(msg_id="run-123"), _gen(msg_id="lc_run--456")), {}),
     (_result(_gen({"finish_reason": "stop"}), _gen({"finish_reason": "length"})),
-     {"gen_ai.response.finish_reasons": ["stop", "length"]}),
+     {"gen_ai.response.finish_reasons": ("stop", "length")}),
     (_result(SimpleNamespace(text="x", generation_info={"finish_reason": "stop"})),
-     {"gen_ai.response.finish_reasons": ["stop"]}),
+     {"gen_ai.response.finish_reasons": ("stop",)}),
     (_result(llm_output={"model_name": "davinci", "token_usage": {"prompt_tokens": 5, "completion_tokens": 6}}),
      {"gen_ai.response.model": "davinci", "gen_ai.usage.input_tokens": 5, "gen_ai.usage.output_tokens": 6}),
     (SimpleNamespace(generations=None, llm_output=None), {}),
