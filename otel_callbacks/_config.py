@@ -34,6 +34,17 @@ def capture_content(explicit: bool | None) -> bool:
     return False
 
 
+def lean_spans() -> bool:
+    """``OTEL_CALLBACKS_LEAN_SPANS`` (default true): false makes the handler use the SDK's own ``Span`` class."""
+    raw = (env_value(sc.ENV_LEAN_SPANS) or "true").lower()
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw not in ("false", "0", "no", "off"):
+        warn_invalid(sc.ENV_LEAN_SPANS, raw, "true, false", "true")
+        return True
+    return False
+
+
 def positive_int(explicit: int | None, env_var: str, default: int, minimum: int = 1) -> int:
     """A positive integer setting: the argument (``ValueError`` if bad), else the variable, else ``default``."""
     if explicit is not None:

@@ -15,6 +15,7 @@ from otel_callbacks import _mapping
 from otel_callbacks import _semconv as sc
 from otel_callbacks._content import ContentPolicy, json_attribute, safe_str, text_attribute
 from otel_callbacks._guard import guarded
+from otel_callbacks._span import LeanSpan
 
 if TYPE_CHECKING:
     from otel_callbacks._metrics import GenAIMetrics
@@ -76,7 +77,11 @@ class EventCallbacks:
             if value is not None:
                 record.span.add_event(sc.EVENT_NEW_TOKEN, {sc.ATTR_CHUNK_TEXT: value})
                 return
-        record.span.add_event(sc.EVENT_NEW_TOKEN)
+        span = record.span
+        if type(span) is LeanSpan:
+            span.add_chunk_event(sc.EVENT_NEW_TOKEN)
+        else:
+            span.add_event(sc.EVENT_NEW_TOKEN)
 
     @guarded
     def on_stream_event(self, event: Any, *, run_id: UUID, **kwargs: Any) -> None:

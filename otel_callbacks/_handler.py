@@ -26,6 +26,7 @@ from otel_callbacks._guard import guarded
 from otel_callbacks._metrics import METRIC_START_KEYS, GenAIMetrics, metrics_enabled
 from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup, root_context
 from otel_callbacks._sampling import children_follow_parent, sampler_reads_attributes
+from otel_callbacks._span import lean_tracer
 from otel_callbacks._version import __version__
 
 _logger = logging.getLogger("otel_callbacks")
@@ -96,7 +97,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         stream_events: bool = True,
         meter_provider: MeterProvider | None = None,
     ) -> None:
-        self._tracer = trace.get_tracer("otel_callbacks", __version__, tracer_provider, schema_url=_SCHEMA_URL)
+        self._bind_tracer(trace.get_tracer("otel_callbacks", __version__, tracer_provider, schema_url=_SCHEMA_URL))
         self._policy = ContentPolicy(
             capture=_config.capture_content(capture_content),
             max_length=_config.positive_int(max_value_length, sc.ENV_MAX_VALUE_LENGTH, DEFAULT_MAX_VALUE_LENGTH, 64),
@@ -108,12 +109,6 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         self._stream_events = stream_events
         self._runs = RunRegistry(_config.positive_int(max_open_runs, sc.ENV_MAX_OPEN_RUNS, DEFAULT_MAX_OPEN_RUNS))
         self._failures: set[tuple[str, str]] = set()
-        # The SDK's own samplers never look at attributes, so they are set once after start; a custom sampler also
-        # gets the sampling-relevant GenAI attributes at start, as the conventions advise (the SDK then takes them
-        # twice, a cost only custom samplers pay).
-        sampler = getattr(self._tracer, "sampler", None)
-        self._sampler_reads_attributes = sampler_reads_attributes(sampler)
-        self._children_follow_parent = children_follow_parent(sampler)
         self._metrics = (
             GenAIMetrics(meter_provider, experimental=_config.latest_experimental())
             if metrics_enabled(meter_provider)
@@ -122,6 +117,34 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         # A handler made at import time, before the app installs its MeterProvider, picks it up later (as the
         # API's proxy tracer does for spans); checked on each model run until then.
         self._metrics_pending = self._metrics is None and meter_provider is None
+
+    def _bind_tracer(self, tracer: Any) -> None:
+        self._tracer = tracer
+        self._lean = lean_tracer(tracer) if _config.lean_spans() else None
+        # Until the app installs its TracerProvider the API hands out a proxy; rebound on a later start.
+        self._tracer_pending = isinstance(tracer, trace.ProxyTracer)
+        # The SDK's own samplers never look at attributes, so they are set once after start; a custom sampler also
+        # gets the sampling-relevant GenAI attributes at start, as the conventions advise (the SDK then takes them
+        # twice, a cost only custom samplers pay).
+        sampler = getattr(tracer, "sampler", None)
+        self._sampler_reads_attributes = sampler_reads_attributes(sampler)
+        self._children_follow_parent = children_follow_parent(sampler)
+
+    def _new_span(self, name: str, parent: RunRecord | None, kind: SpanKind, attrs: dict[str, Any]) -> Any:
+        if self._tracer_pending and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            self._bind_tracer(trace.get_tracer("otel_callbacks", __version__, schema_url=_SCHEMA_URL))
+        lean = self._lean
+        if lean is None:
+            return self._tracer.start_span(
+                name, parent.child_context() if parent is not None else None, kind,
+                attrs if self._sampler_reads_attributes else None,
+            )
+        if parent is not None and parent.recording and lean.children_follow_parent:
+            return lean.start_child(name, kind, parent.span.get_span_context(), parent.child_context())
+        return lean.start_span(
+            name, parent.child_context() if parent is not None else None, kind,
+            attrs if self._sampler_reads_attributes else None,
+        )
 
     # One handler, one run map: LangChain copies handlers when it merges callback managers.
     def __copy__(self) -> OpenTelemetryCallbackHandler:
@@ -149,10 +172,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             root_context()  # no known parent: the ambient context (e.g. the web request's span) is the parent
         if len(name) > self._max_len:
             name = name[: self._max_len]
-        span = self._tracer.start_span(
-            name, parent.child_context() if parent is not None else None, kind,
-            attrs if self._sampler_reads_attributes else None,
-        )
+        span = self._new_span(name, parent, kind, attrs)
         record = RunRecord(span, parent, op, time.monotonic_ns(), self._runs)
         # Registered before anything else can fail, so that the run's end (or eviction) always ends the span.
         for old in self._runs.add(run_id, record):
