@@ -8,6 +8,8 @@ normalised), so a difference in sampling, limits, validation, events or processo
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -276,3 +278,28 @@ def test_values_that_are_not_plain_get_the_sdks_cleaning(setter: str, tracer_pro
     ours, sdks = (dict(s.attributes or {}) for s in span_exporter.get_finished_spans())
     assert ours == sdks
     assert ours["list"] == (1, 2)
+
+
+def test_handler_made_before_the_provider_switches_to_it(tmp_path: Any) -> None:
+    # The global provider can be set once per process: a fresh interpreter.
+    script = """
+from langchain_core.runnables import RunnableLambda
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel_callbacks import OpenTelemetryCallbackHandler
+
+handler = OpenTelemetryCallbackHandler()  # import time: the API still hands out a proxy
+assert handler._lean is None
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+(RunnableLambda(lambda x: x) | RunnableLambda(lambda x: x)).invoke(1, config={"callbacks": [handler]})
+assert handler._lean is not None
+spans = exporter.get_finished_spans()
+print(len(spans), len({s.context.trace_id for s in spans}), type(spans[0]).__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["3", "1", "LeanSpan"]
