@@ -44,16 +44,17 @@ class EventCallbacks:
     _capture: bool
     _stream_events: bool
     _metrics: GenAIMetrics | None
+    raise_error: bool
+
+    if TYPE_CHECKING:
+        def _report_failure(self, callback: str, exc: Exception) -> None: ...
 
     def _recording(self, run_id: UUID) -> RunRecord | None:
         record = self._runs.get(run_id)
         return record if record is not None and record.recording else None
 
-    def _new_chunk(self, run_id: UUID, text: str, non_empty: bool) -> RunRecord | None:
-        """Count a chunk, time it for the metrics; the record if an event should be written (recording runs only)."""
-        record = self._runs.get(run_id)
-        if record is None or not (record.recording or record.metric_attrs is not None):
-            return None
+    def _chunk(self, record: RunRecord, non_empty: bool) -> bool:
+        """Count a chunk of a run that records or has metrics, time it; whether to write its event."""
         now = time.monotonic_ns()
         record.chunks += 1
         if non_empty and not record.first_chunk_ns:
@@ -62,37 +63,46 @@ class EventCallbacks:
             # time per output chunk: from the end of the previous chunk to the end of this one, after the first
             self._metrics.chunk_gap(record.metric_attrs, (now - record.last_chunk_ns) / 1e9)
         record.last_chunk_ns = now
-        return record if self._stream_events and record.recording else None
+        return self._stream_events and record.recording
 
-    @guarded
     def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
-        text = _chunk_text(token)
-        record = self._new_chunk(run_id, text, bool(text) or _has_tool_call_chunk(chunk))
-        if record is None:
-            return
-        # No attributes unless there is text to record: an event with attributes costs the SDK twice as much, and
-        # the chunk's position is the event's position (``langchain.stream.chunk_count`` gives the total).
-        if self._capture and text:
-            value = text_attribute(text, self._policy)
-            if value is not None:
-                record.span.add_event(sc.EVENT_NEW_TOKEN, {sc.ATTR_CHUNK_TEXT: value})
+        # Called once per streamed chunk, so guarded inline (what @guarded does) rather than through a wrapper.
+        try:
+            record = self._runs.get(run_id)
+            if record is None or not (record.recording or record.metric_attrs is not None):
                 return
-        span = record.span
-        if type(span) is LeanSpan:
-            span.add_chunk_event(sc.EVENT_NEW_TOKEN)
-        else:
-            span.add_event(sc.EVENT_NEW_TOKEN)
+            text = _chunk_text(token)
+            if not self._chunk(record, bool(text) or _has_tool_call_chunk(chunk)):
+                return
+            span = record.span
+            # No attributes unless there is text to record: an event with attributes costs the SDK twice as
+            # much, and the chunk's position is the event's position (``langchain.stream.chunk_count`` gives the
+            # total).
+            if self._capture and text:
+                value = text_attribute(text, self._policy)
+                if value is not None:
+                    span.add_event(sc.EVENT_NEW_TOKEN, {sc.ATTR_CHUNK_TEXT: value})
+                    return
+            if type(span) is LeanSpan:
+                span.add_chunk_event(sc.EVENT_NEW_TOKEN)
+            else:
+                span.add_event(sc.EVENT_NEW_TOKEN)
+        except Exception as exc:
+            if self.raise_error:
+                raise
+            self._report_failure("on_llm_new_token", exc)
 
     @guarded
     def on_stream_event(self, event: Any, *, run_id: UUID, **kwargs: Any) -> None:
         kind = event.get("event") if isinstance(event, Mapping) else None
         delta = event.get("delta") if isinstance(event, Mapping) else None
-        text = _chunk_text(delta.get("text") or "") if isinstance(delta, Mapping) else ""
         non_empty = kind == "content-block-delta" and isinstance(delta, Mapping) and any(
             v for k, v in delta.items() if k != "type"
         )
-        record = self._new_chunk(run_id, text, non_empty)
-        if record is None:
+        record = self._runs.get(run_id)
+        if record is None or not (record.recording or record.metric_attrs is not None):
+            return
+        if not self._chunk(record, non_empty):
             return
         attrs: dict[str, Any] = {sc.ATTR_STREAM_EVENT_TYPE: kind[:64] if isinstance(kind, str) else "unknown"}
         if self._capture:

@@ -49,6 +49,15 @@ def _is_plain(value: Any) -> bool:
     return type(value) is tuple and all(type(v) is str for v in value)
 
 
+class _BareEvent(Event):
+    """An SDK ``Event`` without attributes, made in one call instead of Event's two (one per streamed chunk)."""
+
+    def __init__(self, name: str, timestamp: int) -> None:
+        self._name = name
+        self._timestamp = timestamp
+        self._attributes = _NO_ATTRIBUTES
+
+
 class LeanSpan(trace_api.Span, ReadableSpan):
     """A recording span: a plain dict of attributes and a list of events until it ends, then handed to the
     span processors as the ``ReadableSpan`` it already is (later changes are ignored, as on an SDK span)."""
@@ -101,7 +110,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
     def add_chunk_event(self, name: str) -> None:
         """An event without attributes, stamped now: the handler's per-chunk event, at a fraction of add_event."""
         if self._end_time is None:
-            self._events.append(Event(name, _NO_ATTRIBUTES, time_ns()))
+            self._events.append(_BareEvent(name, time_ns()))
 
     def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
         if self._end_time is not None:
