@@ -216,11 +216,21 @@ def enter(record: RunRecord) -> None:
 
 def leave(record: RunRecord) -> None:
     """Undo :func:`enter` wherever the end callback runs, without tokens (see the module docstring)."""
-    ctx, prev = record.ctx, record.prev
+    ctx, prev, token = record.ctx, record.prev, record.token
     if ctx is None or prev is None:
         return
     record.ctx = record.token = None
-    if context_api.get_current() is ctx:
+    current = context_api.get_current() is ctx
+    if current and token is not None and record.mirrors is None:
+        try:
+            # Succeeds only in the context the run was attached in, and restores prev there (ctx is current, so
+            # no later attach is undone). Every other holder of ctx is then a copy made for the run's own code,
+            # which rightly keeps its span: no retiring needed, the common sync case.
+            _RUNTIME_CONTEXT.detach(token)
+            return
+        except (ValueError, RuntimeError):
+            pass
+    if current:
         context_api.attach(prev)
     _retire(ctx, prev)
     mirrors, record.mirrors = record.mirrors, None
