@@ -7,8 +7,9 @@ Making the span current is the delicate part. langchain-core calls ``on_*_start`
 runs the run's code in a *copy* of that context, so attaching the span at start is what makes spans the user opens
 inside a tool or lambda nest under the run. But async ``on_*_end`` callbacks run in a shielded task with yet another
 copy, where a ``detach`` cannot reach the caller's context (that is the "Failed to detach context" peers log, and
-how they leak an ended span into the next trace). We never detach by token. At end we (1) reset the variable when
-we are still in the context we attached to, and (2) *retire* the context object we attached: its contents become
+how they leak an ended span into the next trace). At end, when the run's context is current and its token resets
+(only possible in the very context we attached to, and only undoing our own attach), the caller's context is
+restored exactly; that is the sync case. Otherwise we *retire* the context object we attached: its contents become
 those of the context that was current before the run. Any context still pointing at it — the caller's, after an
 ``await chain.ainvoke()`` — then sees exactly the ambient span and baggage again.
 
