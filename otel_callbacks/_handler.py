@@ -179,11 +179,11 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             self._evict(old)
         enter(record)
         if record.recording:
-            # One call: the SDK's attribute path has a sizeable fixed cost per call, on top of each attribute.
-            attrs.update(_mapping.run_attributes(run_id, run_type, tags, metadata, self._max_len, self._max_metadata))
             if extra is not None:
                 attrs.update(extra())
-            span.set_attributes(_mapping.clip_attributes(attrs, self._max_len))
+            _mapping.clip_attributes(attrs, self._max_len)  # names and parameters come from user code
+            attrs.update(_mapping.run_attributes(run_id, run_type, tags, metadata, self._max_len, self._max_metadata))
+            span.set_attributes(attrs)  # one call: an SDK span's attribute path has a fixed cost per call
         return record
 
     def _unsampled_child(self, run_id: UUID, parent_run_id: UUID | None, op: str) -> RunRecord | None:
@@ -213,7 +213,9 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         name = _mapping.serialized_name(serialized, kwargs.get("name"))
         span_name, kind, attrs = _mapping.chain_span(name, metadata, tags, serialized)
         op = attrs.get(sc.GEN_AI_OPERATION_NAME, "chain")
-        run_type = kwargs.get("run_type") or "chain"
+        run_type = kwargs.get("run_type")
+        if not isinstance(run_type, str) or not run_type:
+            run_type = "chain"
         record = self._start(run_id, parent_run_id, span_name, kind, op, attrs, run_type, tags, metadata)
         if record is None:
             return

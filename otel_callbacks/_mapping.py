@@ -297,15 +297,18 @@ def retriever_span(serialized: Any, name: Any, metadata: Any) -> tuple[str, Attr
 def run_attributes(
     run_id: Any, run_type: str, tags: Any, metadata: Any, max_length: int, max_metadata: int
 ) -> Attributes:
-    """Attributes every run carries: id, type, tags, metadata and the conversation id."""
-    attrs: Attributes = {sc.LC_RUN_ID: str(run_id), sc.LC_RUN_TYPE: run_type}
-    if isinstance(tags, list) and tags:
-        clean = tuple(t[:max_length] for t in tags if isinstance(t, str))
+    """Attributes every run carries: id, type, tags, metadata and the conversation id (values already cut)."""
+    attrs: Attributes = {sc.LC_RUN_ID: str(run_id),
+                         sc.LC_RUN_TYPE: run_type if len(run_type) <= max_length else run_type[:max_length]}
+    if tags and isinstance(tags, list):
+        clean = tuple([t if len(t) <= max_length else t[:max_length] for t in tags if isinstance(t, str)])
         if clean:
             attrs[sc.LC_TAGS] = clean
-    if isinstance(metadata, dict) and metadata:
+    if metadata and isinstance(metadata, dict):
         for key in _CONVERSATION_KEYS:
             value = metadata.get(key)
+            if value is None:
+                continue
             if isinstance(value, str) and value:
                 attrs[sc.GEN_AI_CONVERSATION_ID] = value[:max_length]
                 break
@@ -327,18 +330,23 @@ def run_attributes(
 
 
 def clip_attributes(attrs: Attributes, max_length: int) -> Attributes:
-    """Cut every string (and string in a list) to ``max_length``: names and ids come from user code too."""
+    """Cut every string (and string in a sequence) to ``max_length``: names and ids come from user code too."""
     for key, value in attrs.items():
         if isinstance(value, str):
             if len(value) > max_length:
                 attrs[key] = value[:max_length]
-        elif isinstance(value, list | tuple) and any(isinstance(v, str) and len(v) > max_length for v in value):
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, str) and len(v) > max_length for v in value):
             attrs[key] = tuple(v[:max_length] if isinstance(v, str) else v for v in value)
     return attrs
 
 
 def metadata_value(value: Any, max_length: int) -> Any:
     """Primitives as they are, anything else as compact JSON; strings cut to ``max_length``."""
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= max_length else value[:max_length]
+    if kind is bool or kind is float or (kind is int and _INT64_MIN <= value <= INT64_MAX):
+        return value
     if isinstance(value, str):
         return value if len(value) <= max_length else value[:max_length]
     if isinstance(value, bool | float) or _int(value) is not None:

@@ -19,6 +19,7 @@ API's no-op one) keeps the SDK's path (:func:`lean_tracer` returns ``None``).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import traceback
 from collections.abc import Mapping
@@ -31,7 +32,16 @@ from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 from otel_callbacks._sampling import sampled_children_follow_parent
 
@@ -41,6 +51,27 @@ _UNSET = Status(StatusCode.UNSET)
 _NO_ATTRIBUTES = BoundedAttributes(attributes=None, immutable=True)  # shared: immutable and empty
 _END_LOCK = threading.Lock()  # end() must export once even if two threads end the same span
 _RANDOM_FLAG: int = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)  # W3C trace context level 2; SDK >= 1.40
+
+
+def _limit(value: int | None) -> int:
+    return sys.maxsize if value is None else value
+
+
+def _child_context(parent: SpanContext, span_id: int) -> SpanContext:
+    """``SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)``, without re-checking
+    ids that are valid by construction (the parent's trace id, a generated span id)."""
+    return _new_tuple(SpanContext, (parent[0], span_id, False, parent[3], parent[4], True))
+
+
+def _checked_child_context(parent: SpanContext, span_id: int) -> SpanContext:
+    return SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
+
+
+_new_tuple = tuple.__new__
+_probe_parent = SpanContext(3, 5, True, TraceFlags(1), TraceState([("k", "v")]))
+_probe = _child_context(_probe_parent, 7)
+if _probe != _checked_child_context(_probe_parent, 7) or not (_probe.is_valid and _probe.span_id == 7):
+    _child_context = _checked_child_context  # an API whose SpanContext is laid out differently
 
 
 def _is_plain(value: Any) -> bool:
@@ -94,10 +125,11 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             _logger.warning("Setting attribute on ended span.")
             return
         own = self._attributes
+        plain = self._plain
         for key, value in attributes.items():
             own[key] = value
-            if self._plain and not _is_plain(value):
-                self._plain = False
+            if plain and type(value) not in _PLAIN and not _is_plain(value):
+                plain = self._plain = False
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self._end_time is not None:
@@ -179,19 +211,16 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if ended:
             _logger.warning("Calling end() on an ended span.")
             return
-        limits = self._tracer.limits
-        attrs = self._attributes
-        if not self._plain or limits.max_span_attribute_length is not None or (
-            limits.max_span_attributes is not None and len(attrs) > limits.max_span_attributes
-        ):
-            self._attributes = BoundedAttributes(
-                limits.max_span_attributes, attrs, immutable=True, max_value_len=limits.max_span_attribute_length
-            )
-        if limits.max_events is not None and len(self._events) > limits.max_events:
-            self._events = BoundedList.from_seq(limits.max_events, self._events)
-        if limits.max_links is not None and len(self._links) > limits.max_links:
-            self._links = BoundedList.from_seq(limits.max_links, self._links)
-        self._tracer.finish(self)
+        tracer = self._tracer
+        if not self._plain or tracer.lengths_bounded or len(self._attributes) > tracer.max_attributes:
+            limits = tracer.limits
+            self._attributes = BoundedAttributes(limits.max_span_attributes, self._attributes, immutable=True,
+                                                 max_value_len=limits.max_span_attribute_length)
+        if len(self._events) > tracer.max_events:
+            self._events = BoundedList.from_seq(tracer.limits.max_events, self._events)
+        if len(self._links) > tracer.max_links:
+            self._links = BoundedList.from_seq(tracer.limits.max_links, self._links)
+        tracer.finish(self)
 
     def __repr__(self) -> str:
         return f'LeanSpan(name="{self._name}", context={self._context})'
@@ -208,9 +237,38 @@ class LeanTracer:
         self.limits = tracer._span_limits
         self.scope = tracer._instrumentation_scope
         self.info = tracer.instrumentation_info
-        self._on_ending = getattr(self.processor, "_on_ending", None)
+        limits = self.limits
+        self.max_attributes = _limit(limits.max_span_attributes)
+        self.max_events = _limit(limits.max_events)
+        self.max_links = _limit(limits.max_links)
+        self.lengths_bounded = limits.max_span_attribute_length is not None
         self._enabled = getattr(tracer, "_is_enabled", None)
         self.children_follow_parent = sampled_children_follow_parent(self.sampler)
+        self._hooks_of: object = None
+        self._refresh_hooks()
+
+    def _refresh_hooks(self) -> None:
+        """Which processor hooks to call: each processor's ``on_end``, and ``on_start`` / ``_on_ending`` only where
+        a processor overrides the SDK's no-op (BatchSpanProcessor does not). Redone when processors are added."""
+        processor = self.processor
+        self._hooks_of = procs = getattr(processor, "_span_processors", None)
+        if type(processor) is not sdk_trace.SynchronousMultiSpanProcessor or not isinstance(procs, tuple):
+            on_ending = getattr(processor, "_on_ending", None)
+            self._starts: tuple[Any, ...] = (processor.on_start,)
+            self._endings: tuple[Any, ...] = (on_ending,) if on_ending is not None else ()
+            self._ends: tuple[Any, ...] = (processor.on_end,)
+            return
+        base = sdk_trace.SpanProcessor
+        self._starts = tuple(p.on_start for p in procs if type(p).on_start is not base.on_start)
+        self._endings = tuple(p._on_ending for p in procs
+                              if getattr(type(p), "_on_ending", base._on_ending) is not base._on_ending)
+        self._ends = tuple(p.on_end for p in procs)
+
+    def _on_start(self, span: LeanSpan, context: Context | None) -> None:
+        if getattr(self.processor, "_span_processors", None) is not self._hooks_of:
+            self._refresh_hooks()
+        for on_start in self._starts:
+            on_start(span, parent_context=context)
 
     def start_span(
         self, name: str, context: Context | None, kind: SpanKind, attributes: dict[str, Any] | None,
@@ -238,23 +296,22 @@ class LeanTracer:
         span = LeanSpan(self, name, span_context, parent, kind, time_ns())
         if result.attributes:
             span.set_attributes(result.attributes)
-        self.processor.on_start(span, parent_context=context)
+        self._on_start(span, context)
         return span
 
     def start_child(self, name: str, kind: SpanKind, parent: SpanContext, context: Context) -> LeanSpan:
         """A child of a sampled local span when the sampler keeps every such child (``children_follow_parent``):
         what ``start_span`` would decide, without asking the sampler."""
-        span_context = SpanContext(
-            parent.trace_id, self.ids.generate_span_id(), False, parent.trace_flags, parent.trace_state
-        )
+        span_context = _child_context(parent, self.ids.generate_span_id())
         span = LeanSpan(self, name, span_context, parent, kind, time_ns())
-        self.processor.on_start(span, parent_context=context)
+        self._on_start(span, context)
         return span
 
     def finish(self, span: LeanSpan) -> None:
-        if self._on_ending is not None:
-            self._on_ending(span)
-        self.processor.on_end(span)
+        for on_ending in self._endings:
+            on_ending(span)
+        for on_end in self._ends:
+            on_end(span)
 
 
 def lean_tracer(tracer: Any) -> LeanTracer | None:

@@ -303,3 +303,27 @@ print(len(spans), len({s.context.trace_id for s in spans}), type(spans[0]).__nam
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["3", "1", "LeanSpan"]
+
+
+def test_processors_added_later_are_called(tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter,
+                                           handler: OpenTelemetryCallbackHandler) -> None:
+    chain = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: x)
+    chain.invoke(1, config={"callbacks": [handler]})
+    late_exporter, recorder = InMemorySpanExporter(), StartRecorder()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(late_exporter))
+    tracer_provider.add_span_processor(recorder)
+    chain.invoke(2, config={"callbacks": [handler]})
+    assert len(span_exporter.get_finished_spans()) == 6
+    assert len(late_exporter.get_finished_spans()) == 3
+    assert len(recorder.seen) == 3
+    assert all(s.attributes["app.on_start"] == "yes" for s in late_exporter.get_finished_spans())
+
+
+def test_child_span_context_is_what_the_api_would_build() -> None:
+    from otel_callbacks._span import _checked_child_context, _child_context
+
+    parent = SpanContext(0xABC, 0xDEF, True, TraceFlags(1), trace.TraceState([("k", "v")]))
+    fast, checked = _child_context(parent, 42), _checked_child_context(parent, 42)
+    assert fast == checked and type(fast) is SpanContext
+    assert (fast.trace_id, fast.span_id, fast.is_remote, fast.is_valid, fast.trace_state) == (
+        0xABC, 42, False, True, parent.trace_state)
