@@ -23,10 +23,12 @@ in the former, which is exactly the test :func:`root_context` uses.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 import weakref
+from asyncio.events import _get_running_loop  # public in asyncio.events.__all__; None instead of raising
 from contextvars import Token
 from typing import Any
 from uuid import UUID
@@ -61,6 +63,7 @@ class RunRecord:
         "recording",
         "span",
         "start_ns",
+        "task",
         "token",
     )
 
@@ -76,6 +79,7 @@ class RunRecord:
         self.ctx: Context | None = None
         self.prev: Context | None = None
         self.token: Token[Context] | None = None
+        self.task: object = None  # the asyncio task the run was entered in
         # Retired child contexts that now mirror ours; they are retired again when this run ends (see _retire).
         self.mirrors: list[weakref.ref[Context]] | None = None
         self.chunks = 0
@@ -213,6 +217,14 @@ def enter(record: RunRecord) -> None:
     record.prev = prev
     record.ctx = ctx
     record.token = context_api.attach(ctx)
+    record.task = _current_task()
+
+
+def _current_task() -> object:
+    """The running asyncio task, ``None`` outside one: async end callbacks run in another task (a copied context,
+    where resetting the token would raise, ~1 µs an exception), so leave() does not try there."""
+    loop = _get_running_loop()
+    return None if loop is None else asyncio.current_task(loop)
 
 
 def leave(record: RunRecord) -> None:
@@ -222,7 +234,7 @@ def leave(record: RunRecord) -> None:
         return
     record.ctx = record.token = None
     current = context_api.get_current() is ctx
-    if current and token is not None and record.mirrors is None:
+    if current and token is not None and record.mirrors is None and _current_task() is record.task:
         try:
             # Succeeds only in the context the run was attached in, and restores prev there (ctx is current, so
             # no later attach is undone). Every other holder of ctx is then a copy made for the run's own code,
