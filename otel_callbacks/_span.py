@@ -22,7 +22,8 @@ import logging
 import sys
 import threading
 import traceback
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from time import time_ns
 from typing import Any
 
@@ -89,6 +90,38 @@ class _BareEvent(Event):
         self._attributes = _NO_ATTRIBUTES
 
 
+class _Events(Sequence[Event]):
+    """An ended span's events: the ones added as objects, then its chunk events, made on first read (by the
+    exporter, off the application's thread) and bounded as a ``BoundedList`` would (the oldest dropped)."""
+
+    def __init__(self, events: list[Event], name: str, times: array[int], max_events: int) -> None:
+        self._head = events
+        self._name = name
+        self._times = times
+        self._max = max_events
+        self._built: list[Event] | None = None
+        self.dropped = max(0, len(events) + len(times) - max_events)
+
+    def _build(self) -> list[Event]:
+        built = self._built
+        if built is None:
+            name = self._name
+            built = [*self._head, *[_BareEvent(name, t) for t in self._times]]
+            if self.dropped:
+                built = built[self.dropped:]
+            self._built = built
+        return built
+
+    def __len__(self) -> int:
+        return min(len(self._head) + len(self._times), self._max)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._build()[index]
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._build())
+
+
 class LeanSpan(trace_api.Span, ReadableSpan):
     """A recording span: a plain dict of attributes and a list of events until it ends, then handed to the
     span processors as the ``ReadableSpan`` it already is (later changes are ignored, as on an SDK span)."""
@@ -107,6 +140,8 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         self._instrumentation_info = tracer.info
         self._attributes: Any = {}
         self._events: Any = []
+        self._chunk_times: array[int] | None = None  # chunk events not yet made into Event objects
+        self._chunk_name = ""
         self._links: Any = ()
         self._status = _UNSET
         self._start_time: int | None = start_time
@@ -140,9 +175,39 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             self._plain = False
 
     def add_chunk_event(self, name: str) -> None:
-        """An event without attributes, stamped now: the handler's per-chunk event, at a fraction of add_event."""
-        if self._end_time is None:
-            self._events.append(_BareEvent(name, time_ns()))
+        """An event without attributes, stamped now: the handler's per-chunk event, at a fraction of add_event.
+
+        Only the timestamp is kept (an int in an array: no object for the garbage collector to track while the span
+        waits in the export queue); the Event objects are made when an exporter reads them (:class:`_Events`).
+        """
+        if self._end_time is not None:
+            return
+        times = self._chunk_times
+        if times is None or name != self._chunk_name:
+            self._flush_chunks()
+            self._chunk_name = name
+            self._chunk_times = times = array("q")
+        times.append(time_ns())
+
+    def _flush_chunks(self) -> None:
+        # Before any other event is added or read, so that events stay in the order they were added.
+        times = self._chunk_times
+        if times:
+            name = self._chunk_name
+            self._events.extend([_BareEvent(name, t) for t in times])
+        self._chunk_times = None
+
+    @property
+    def events(self) -> Sequence[Event]:
+        if self._end_time is not None:
+            return tuple(self._events)
+        self._flush_chunks()  # a processor or user code reading a live span: what an SDK span would show
+        return tuple(self._events[-self._tracer.max_events:])
+
+    @property
+    def dropped_events(self) -> int:
+        events = self._events
+        return events.dropped if isinstance(events, BoundedList | _Events) else 0
 
     def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
         if self._end_time is not None:
@@ -152,6 +217,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         bounded = BoundedAttributes(
             limits.max_event_attributes, attributes, immutable=True, max_value_len=limits.max_attribute_length
         )
+        self._flush_chunks()
         self._events.append(Event(name, bounded, timestamp))
 
     def add_link(self, context: SpanContext, attributes: Any = None) -> None:
@@ -216,8 +282,11 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             limits = tracer.limits
             self._attributes = BoundedAttributes(limits.max_span_attributes, self._attributes, immutable=True,
                                                  max_value_len=limits.max_span_attribute_length)
-        if len(self._events) > tracer.max_events:
+        if self._chunk_times:
+            self._events = _Events(self._events, self._chunk_name, self._chunk_times, tracer.max_events)
+        elif len(self._events) > tracer.max_events:
             self._events = BoundedList.from_seq(tracer.limits.max_events, self._events)
+        self._chunk_times = None
         if len(self._links) > tracer.max_links:
             self._links = BoundedList.from_seq(tracer.limits.max_links, self._links)
         tracer.finish(self)

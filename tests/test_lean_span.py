@@ -327,3 +327,32 @@ def test_child_span_context_is_what_the_api_would_build() -> None:
     assert fast == checked and type(fast) is SpanContext
     assert (fast.trace_id, fast.span_id, fast.is_remote, fast.is_valid, fast.trace_state) == (
         0xABC, 42, False, True, parent.trace_state)
+
+
+@pytest.mark.parametrize("max_events", [None, 2])
+def test_chunk_events_keep_their_order_among_other_events(max_events: int | None) -> None:
+    exporter = InMemorySpanExporter()
+    provider = simple(exporter, span_limits=SpanLimits(max_events=max_events))
+    tracer = provider.get_tracer("t")
+    lean = lean_tracer(tracer)
+    assert lean is not None
+    ours = lean.start_span("s", None, SpanKind.INTERNAL, None)
+    sdks = tracer.start_span("s")
+    assert isinstance(ours, LeanSpan)
+    for step in ("chunk", "chunk", "other", "chunk", "read", "chunk"):
+        if step == "chunk":
+            ours.add_chunk_event("tok")
+            sdks.add_event("tok")
+        elif step == "other":
+            ours.add_event("other", {"k": 1})
+            sdks.add_event("other", {"k": 1})
+        else:  # a processor or user code reading the events mid-span
+            assert [e.name for e in ours.events] == [e.name for e in sdks.events]  # type: ignore[attr-defined]
+    ours.end()
+    sdks.end()
+    got, want = exporter.get_finished_spans()
+    assert [(e.name, dict(e.attributes or {})) for e in got.events] == [
+        (e.name, dict(e.attributes or {})) for e in want.events]
+    assert got.dropped_events == want.dropped_events == (3 if max_events else 0)
+    assert [e.timestamp for e in got.events] == sorted(e.timestamp for e in got.events)
+    provider.shutdown()
