@@ -26,7 +26,7 @@ from otel_callbacks._guard import guarded
 from otel_callbacks._metrics import METRIC_START_KEYS, GenAIMetrics, metrics_enabled
 from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup, root_context
 from otel_callbacks._sampling import children_follow_parent, sampler_reads_attributes
-from otel_callbacks._span import lean_tracer
+from otel_callbacks._span import LeanSpan, lean_tracer
 from otel_callbacks._version import __version__
 
 _logger = logging.getLogger("otel_callbacks")
@@ -44,6 +44,15 @@ def _end(record: RunRecord) -> None:
         leave(record)
     finally:
         record.span.end()
+
+
+def _own_attributes(span: Any, attrs: dict[str, Any]) -> None:
+    """Attributes built by ``_mapping``: a lean span takes them unchecked, an SDK span in one call (it has a
+    sizeable fixed cost per call on top of each attribute)."""
+    if type(span) is LeanSpan:
+        span.own_attributes(attrs)
+    else:
+        span.set_attributes(attrs)
 
 
 def _record_exception(span: Any, error: BaseException) -> None:
@@ -183,7 +192,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
                 attrs.update(extra())
             _mapping.clip_attributes(attrs, self._max_len)  # names and parameters come from user code
             attrs.update(_mapping.run_attributes(run_id, run_type, tags, metadata, self._max_len, self._max_metadata))
-            span.set_attributes(attrs)  # one call: an SDK span's attribute path has a fixed cost per call
+            _own_attributes(span, attrs)
         return record
 
     def _unsampled_child(self, run_id: UUID, parent_run_id: UUID | None, op: str) -> RunRecord | None:
@@ -318,7 +327,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
                 self._record_operation(record, None)
             if record.recording:
                 if record.model_runs:
-                    record.span.set_attributes({
+                    _own_attributes(record.span, {
                         sc.LC_USAGE_INPUT_TOKENS: min(record.input_tokens, _mapping.INT64_MAX),
                         sc.LC_USAGE_OUTPUT_TOKENS: min(record.output_tokens, _mapping.INT64_MAX),
                         sc.LC_USAGE_MODEL_RUNS: record.model_runs,
@@ -359,7 +368,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
                     attrs[sc.LC_STREAM_CHUNK_COUNT] = record.chunks
                     if record.first_chunk_ns:
                         attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
-                record.span.set_attributes(_mapping.clip_attributes(attrs, self._max_len))
+                _own_attributes(record.span, _mapping.clip_attributes(attrs, self._max_len))
                 if self._capture:
                     self._set_json(record, sc.GEN_AI_OUTPUT_MESSAGES, _messages.output_messages(response))
         finally:

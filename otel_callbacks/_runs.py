@@ -29,16 +29,30 @@ import os
 import threading
 import weakref
 from asyncio.events import _get_running_loop  # public in asyncio.events.__all__; None instead of raising
-from contextvars import Token
+from contextvars import ContextVar, Token
 from typing import Any
 from uuid import UUID
 
 from opentelemetry import context as context_api
 from opentelemetry.context import _RUNTIME_CONTEXT, Context, create_key
-from opentelemetry.trace import Span, set_span_in_context
+from opentelemetry.trace import INVALID_SPAN, Span, set_span_in_context
 
 _logger = logging.getLogger(__name__)
 _RUN_KEY = create_key("otel_callbacks.run")  # marks the contexts we attach, with the run they belong to
+# The API's key for the current span, found through its public function: enter() builds the run's context with one
+# copy instead of set_span_in_context's two.
+_SPAN_KEY = next(iter(set_span_in_context(INVALID_SPAN, Context())))
+
+# The runtime context's own ContextVar when it is the default one: the same get/set/reset, two calls fewer per run.
+_VAR = getattr(_RUNTIME_CONTEXT, "_current_context", None)
+if type(_RUNTIME_CONTEXT).__name__ == "ContextVarsRuntimeContext" and isinstance(_VAR, ContextVar):
+    _get_current = _VAR.get
+    _attach = _VAR.set
+    _detach = _VAR.reset
+else:
+    _get_current = context_api.get_current
+    _attach = context_api.attach
+    _detach = _RUNTIME_CONTEXT.detach
 
 
 class RunRecord:
@@ -185,13 +199,13 @@ def root_context() -> None:
 
     Returns nothing: afterwards the current context is the root's parent (``start_span(context=None)`` reads it).
     """
-    sibling = context_api.get_current().get(_RUN_KEY)
+    sibling = _get_current().get(_RUN_KEY)
     if not isinstance(sibling, RunRecord) or sibling.token is None:
         return
     try:
         # Only succeeds where the sibling attached; inside a run's code (a copied context) it raises instead,
         # and the run's span rightly stays the parent. The public detach() would log that as an error.
-        _RUNTIME_CONTEXT.detach(sibling.token)
+        _detach(sibling.token)
     except (ValueError, RuntimeError):
         return
     sibling.token = None
@@ -211,12 +225,14 @@ if hasattr(os, "register_at_fork"):
 
 def enter(record: RunRecord) -> None:
     """Make the run's span current in the calling context (the one langchain-core copies for the run's code)."""
-    prev = context_api.get_current()
-    ctx = set_span_in_context(record.span, prev)
-    dict.__setitem__(ctx, _RUN_KEY, record)  # a fresh object nobody else holds yet
+    prev = _get_current()
+    ctx = Context(prev)
+    # A fresh object nobody else holds yet: filled in place (Context forbids item assignment by convention only).
+    dict.__setitem__(ctx, _SPAN_KEY, record.span)
+    dict.__setitem__(ctx, _RUN_KEY, record)
     record.prev = prev
     record.ctx = ctx
-    record.token = context_api.attach(ctx)
+    record.token = _attach(ctx)
     record.task = _current_task()
 
 
@@ -233,18 +249,18 @@ def leave(record: RunRecord) -> None:
     if ctx is None or prev is None:
         return
     record.ctx = record.token = None
-    current = context_api.get_current() is ctx
+    current = _get_current() is ctx
     if current and token is not None and record.mirrors is None and _current_task() is record.task:
         try:
             # Succeeds only in the context the run was attached in, and restores prev there (ctx is current, so
             # no later attach is undone). Every other holder of ctx is then a copy made for the run's own code,
             # which rightly keeps its span: no retiring needed, the common sync case.
-            _RUNTIME_CONTEXT.detach(token)
+            _detach(token)
             return
         except (ValueError, RuntimeError):
             pass
     if current:
-        context_api.attach(prev)
+        _attach(prev)
     _retire(ctx, prev)
     mirrors, record.mirrors = record.mirrors, None
     for ref in mirrors or ():

@@ -130,7 +130,8 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         self, tracer: LeanTracer, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
         start_time: int,
     ) -> None:
-        # The fields ReadableSpan's properties read; no super().__init__ (it would build a default Resource).
+        # The fields ReadableSpan's properties read; no super().__init__ (it would build a default Resource). The
+        # others start as the class-level defaults below, replaced (never mutated) on first change.
         self._name = name
         self._context = context
         self._parent = parent
@@ -138,16 +139,23 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         self._resource = tracer._tracer.resource
         self._instrumentation_scope = tracer.scope
         self._instrumentation_info = tracer.info
-        self._attributes: Any = {}
-        self._events: Any = []
-        self._chunk_times: array[int] | None = None  # chunk events not yet made into Event objects
-        self._chunk_name = ""
-        self._links: Any = ()
-        self._status = _UNSET
         self._start_time: int | None = start_time
-        self._end_time: int | None = None
         self._tracer = tracer
-        self._plain = True  # every attribute value so far is plain: no cleaning needed at end
+
+    _attributes: Any = _NO_ATTRIBUTES
+    _events: Any = ()
+    _chunk_times: array[int] | None = None  # chunk events not yet made into Event objects
+    _chunk_name = ""
+    _links: Any = ()
+    _status = _UNSET
+    _end_time: int | None = None
+    _plain = True  # every attribute value so far is plain: no cleaning needed at end
+
+    def _own_events(self) -> list[Event]:
+        events = self._events
+        if type(events) is not list:
+            self._events = events = list(events)
+        return events
 
     def get_span_context(self) -> SpanContext:
         return self._context
@@ -160,16 +168,30 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             _logger.warning("Setting attribute on ended span.")
             return
         own = self._attributes
+        if own is _NO_ATTRIBUTES:
+            self._attributes = own = {}
         plain = self._plain
         for key, value in attributes.items():
             own[key] = value
             if plain and type(value) not in _PLAIN and not _is_plain(value):
                 plain = self._plain = False
 
+    def own_attributes(self, attributes: dict[str, Any]) -> None:
+        """Attributes the handler built and checked itself (``_mapping``): taken without a second check, and the
+        dict itself becomes the span's when it has none yet. Not for values from elsewhere: use set_attributes."""
+        if self._end_time is not None:
+            return
+        if self._attributes:
+            self._attributes.update(attributes)
+        else:
+            self._attributes = attributes
+
     def set_attribute(self, key: str, value: Any) -> None:
         if self._end_time is not None:
             _logger.warning("Setting attribute on ended span.")
             return
+        if self._attributes is _NO_ATTRIBUTES:
+            self._attributes = {}
         self._attributes[key] = value
         if self._plain and not _is_plain(value):
             self._plain = False
@@ -194,7 +216,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         times = self._chunk_times
         if times:
             name = self._chunk_name
-            self._events.extend([_BareEvent(name, t) for t in times])
+            self._own_events().extend([_BareEvent(name, t) for t in times])
         self._chunk_times = None
 
     @property
@@ -218,7 +240,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             limits.max_event_attributes, attributes, immutable=True, max_value_len=limits.max_attribute_length
         )
         self._flush_chunks()
-        self._events.append(Event(name, bounded, timestamp))
+        self._own_events().append(Event(name, bounded, timestamp))
 
     def add_link(self, context: SpanContext, attributes: Any = None) -> None:
         if not (context and (context.is_valid or attributes or context.trace_state)):
