@@ -71,7 +71,7 @@ class EventCallbacks:
             record = self._runs.get(run_id)
             if record is None or not (record.recording or record.metric_attrs is not None):
                 return
-            text = _chunk_text(token)
+            text = token if type(token) is str else _chunk_text(token)
             if not self._chunk(record, bool(text) or _has_tool_call_chunk(chunk)):
                 return
             span = record.span

@@ -29,6 +29,7 @@ import os
 import threading
 import weakref
 from asyncio.events import _get_running_loop  # public in asyncio.events.__all__; None instead of raising
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any
 from uuid import UUID
@@ -134,6 +135,8 @@ class RunRegistry:
         self.max_open = max_open
         self.evicted = 0
         self._runs: dict[UUID, RunRecord] = {}
+        # The open run with this id, or None: the dict's own get (called once per streamed chunk, so no wrapper).
+        self.get: Callable[[UUID], RunRecord | None] = self._runs.get
         self._lock = threading.Lock()
         _REGISTRIES.add(self)
 
@@ -143,9 +146,6 @@ class RunRegistry:
 
     def __len__(self) -> int:
         return len(self._runs)
-
-    def get(self, run_id: UUID) -> RunRecord | None:
-        return self._runs.get(run_id)
 
     def add(self, run_id: UUID, record: RunRecord) -> list[RunRecord]:
         """Register a started run; returns the runs evicted to stay within the bound (the caller ends them)."""
