@@ -69,7 +69,14 @@ class EventCallbacks:
         # Called once per streamed chunk, so guarded inline (what @guarded does) rather than through a wrapper.
         try:
             record = self._runs.get(run_id)
-            if record is None or not (record.recording or record.metric_attrs is not None):
+            if record is None:
+                return
+            log = record.chunk_log
+            if log is not None:  # the steady state of a recorded stream without metrics or content: count, stamp
+                record.chunks += 1
+                log.append(time.time_ns())
+                return
+            if not (record.recording or record.metric_attrs is not None):
                 return
             text = token if type(token) is str else _chunk_text(token)
             if not self._chunk(record, bool(text) or _has_tool_call_chunk(chunk)):
@@ -83,10 +90,14 @@ class EventCallbacks:
                 if value is not None:
                     span.add_event(sc.EVENT_NEW_TOKEN, {sc.ATTR_CHUNK_TEXT: value})
                     return
-            if type(span) is LeanSpan:
-                span.add_chunk_event(sc.EVENT_NEW_TOKEN)
-            else:
+            if type(span) is not LeanSpan:
                 span.add_event(sc.EVENT_NEW_TOKEN)
+                return
+            log = span.chunk_log(sc.EVENT_NEW_TOKEN)
+            if log is not None:
+                log.append(time.time_ns())
+                if record.first_chunk_ns and record.metric_attrs is None and not self._capture:
+                    record.chunk_log = log  # from now on nothing but the count and the stamp changes per chunk
         except Exception as exc:
             if self.raise_error:
                 raise

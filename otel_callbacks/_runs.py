@@ -62,6 +62,7 @@ class RunRecord:
     __slots__ = (
         "_child_ctx",
         "borrowed",
+        "chunk_log",
         "chunks",
         "ctx",
         "first_chunk_ns",
@@ -98,6 +99,8 @@ class RunRecord:
         # Retired child contexts that now mirror ours; they are retired again when this run ends (see _retire).
         self.mirrors: list[weakref.ref[Context]] | None = None
         self.chunks = 0
+        # The span's chunk-event timestamps, once the chunk path needs nothing else per chunk (see on_llm_new_token)
+        self.chunk_log: Any = None
         self.first_chunk_ns = 0
         self.last_chunk_ns = 0
         self.input_tokens = 0

@@ -197,27 +197,35 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             self._plain = False
 
     def add_chunk_event(self, name: str) -> None:
-        """An event without attributes, stamped now: the handler's per-chunk event, at a fraction of add_event.
+        """An event without attributes, stamped now: the handler's per-chunk event, at a fraction of add_event."""
+        times = self.chunk_log(name)
+        if times is not None:
+            times.append(time_ns())
 
-        Only the timestamp is kept (an int in an array: no object for the garbage collector to track while the span
-        waits in the export queue); the Event objects are made when an exporter reads them (:class:`_Events`).
+    def chunk_log(self, name: str) -> array[int] | None:
+        """Where attribute-less ``name`` events go while the span is open: append ``time_ns()`` stamps to it.
+
+        Only the timestamps are kept (ints in an array: no object per chunk for the garbage collector to track
+        while the span waits in the export queue); the Event objects are made when an exporter reads them
+        (:class:`_Events`). The array stays the span's until it ends (``None`` once ended).
         """
         if self._end_time is not None:
-            return
+            return None
         times = self._chunk_times
         if times is None or name != self._chunk_name:
             self._flush_chunks()
             self._chunk_name = name
             self._chunk_times = times = array("q")
-        times.append(time_ns())
+        return times
 
     def _flush_chunks(self) -> None:
-        # Before any other event is added or read, so that events stay in the order they were added.
+        # Before any other event is added or read, so that events stay in the order they were added. The array is
+        # emptied, not replaced: a caller may hold it (chunk_log).
         times = self._chunk_times
         if times:
             name = self._chunk_name
             self._own_events().extend([_BareEvent(name, t) for t in times])
-        self._chunk_times = None
+            del times[:]
 
     @property
     def events(self) -> Sequence[Event]:
@@ -304,8 +312,8 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             limits = tracer.limits
             self._attributes = BoundedAttributes(limits.max_span_attributes, self._attributes, immutable=True,
                                                  max_value_len=limits.max_span_attribute_length)
-        if self._chunk_times:
-            self._events = _Events(self._events, self._chunk_name, self._chunk_times, tracer.max_events)
+        if self._chunk_times:  # a copy: appends after the end must not reach the exported span
+            self._events = _Events(self._events, self._chunk_name, array("q", self._chunk_times), tracer.max_events)
         elif len(self._events) > tracer.max_events:
             self._events = BoundedList.from_seq(tracer.limits.max_events, self._events)
         self._chunk_times = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -339,9 +340,14 @@ def test_chunk_events_keep_their_order_among_other_events(max_events: int | None
     ours = lean.start_span("s", None, SpanKind.INTERNAL, None)
     sdks = tracer.start_span("s")
     assert isinstance(ours, LeanSpan)
-    for step in ("chunk", "chunk", "other", "chunk", "read", "chunk"):
+    held = ours.chunk_log("tok")  # the handler holds the array through a stream (see on_llm_new_token)
+    assert held is not None
+    for i, step in enumerate(("chunk", "chunk", "other", "chunk", "read", "chunk")):
         if step == "chunk":
-            ours.add_chunk_event("tok")
+            if i % 2:
+                held.append(time.time_ns())
+            else:
+                ours.add_chunk_event("tok")
             sdks.add_event("tok")
         elif step == "other":
             ours.add_event("other", {"k": 1})
@@ -350,6 +356,8 @@ def test_chunk_events_keep_their_order_among_other_events(max_events: int | None
             assert [e.name for e in ours.events] == [e.name for e in sdks.events]  # type: ignore[attr-defined]
     ours.end()
     sdks.end()
+    held.append(time.time_ns())  # too late: must not reach the exported span
+    assert ours.chunk_log("tok") is None
     got, want = exporter.get_finished_spans()
     assert [(e.name, dict(e.attributes or {})) for e in got.events] == [
         (e.name, dict(e.attributes or {})) for e in want.events]
