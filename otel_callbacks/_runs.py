@@ -57,31 +57,28 @@ else:
 
 
 class RunRecord:
-    """One open run: its span, the contexts around it, and what its end needs (stream timing, token sums)."""
+    """One open run: its span, the contexts around it, and what its end needs (stream timing, token sums).
 
-    __slots__ = (
-        "_child_ctx",
-        "borrowed",
-        "chunk_log",
-        "chunks",
-        "ctx",
-        "first_chunk_ns",
-        "input_tokens",
-        "last_chunk_ns",
-        "metric_attrs",
-        "mirrors",
-        "model_runs",
-        "op",
-        "output_tokens",
-        "owner",
-        "parent",
-        "prev",
-        "recording",
-        "span",
-        "start_ns",
-        "task",
-        "token",
-    )
+    Fields most runs never change are class-level defaults, replaced per instance on first write: a run costs five
+    stores at start instead of twenty (no ``__slots__``, which cannot coexist with such defaults).
+    """
+
+    borrowed = False  # the span is the parent's (an unsampled child shares it): never ended by this run
+    _child_ctx: Context | None = None
+    ctx: Context | None = None
+    prev: Context | None = None
+    token: Token[Context] | None = None
+    task: object = None  # the asyncio task the run was entered in
+    # Retired child contexts that now mirror ours; they are retired again when this run ends (see _retire).
+    mirrors: list[weakref.ref[Context]] | None = None
+    chunks = 0
+    chunk_log: Any = None  # the span's chunk-event timestamps, once a chunk needs nothing else (on_llm_new_token)
+    first_chunk_ns = 0
+    last_chunk_ns = 0
+    input_tokens = 0
+    output_tokens = 0
+    model_runs = 0
+    metric_attrs: dict[str, Any] | None = None  # set only when metrics are recorded for this run
 
     def __init__(self, span: Span, parent: RunRecord | None, op: str, start_ns: int, owner: RunRegistry) -> None:
         self.span = span
@@ -90,24 +87,6 @@ class RunRecord:
         self.start_ns = start_ns
         self.owner = owner
         self.recording = span.is_recording()
-        self.borrowed = False  # the span is the parent's (an unsampled child shares it): never ended by this run
-        self._child_ctx: Context | None = None
-        self.ctx: Context | None = None
-        self.prev: Context | None = None
-        self.token: Token[Context] | None = None
-        self.task: object = None  # the asyncio task the run was entered in
-        # Retired child contexts that now mirror ours; they are retired again when this run ends (see _retire).
-        self.mirrors: list[weakref.ref[Context]] | None = None
-        self.chunks = 0
-        # The span's chunk-event timestamps, once the chunk path needs nothing else per chunk (see on_llm_new_token)
-        self.chunk_log: Any = None
-        self.first_chunk_ns = 0
-        self.last_chunk_ns = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.model_runs = 0
-        self.metric_attrs: dict[str, Any] | None = None  # set only when metrics are recorded for this run
-
 
     def child_context(self) -> Context:
         """The context children are started under: only this run's span, never retired, made on first use."""
