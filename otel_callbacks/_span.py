@@ -9,8 +9,10 @@ known shape: a handful of plain attributes it built and clipped itself, attribut
 generator, resource, span limits, instrumentation scope and span processors (``on_start``, ``on_end``).
 :class:`LeanSpan` is an ``opentelemetry.trace.Span`` and a ``ReadableSpan``, so processors, exporters and user
 code (``trace.get_current_span().set_attribute(...)`` inside a tool) see what the SDK would give them. Values
-that are not plain (``str``, ``bool``, ``int``, ``float``, a tuple of ``str``) and any configured span limit go
-through the SDK's own ``BoundedAttributes`` at end, so cleaning, truncation and dropping are the SDK's.
+set through the Span API that are not plain (``str``, ``bool``, ``int``, ``float``, a tuple of ``str``), and any
+configured span limit, go through the SDK's own ``BoundedAttributes`` at end, so cleaning, truncation and dropping
+are the SDK's; the handler's own attributes, already checked by ``_mapping``, are taken as they are. Streamed
+chunk events are kept as timestamps until an exporter reads them.
 
 Taken only for the SDK's own ``Tracer`` with SDK-internal metrics off; any other tracer (a vendor's provider, the
 API's no-op one) keeps the SDK's path (:func:`lean_tracer` returns ``None``).
@@ -94,7 +96,7 @@ class _Events(Sequence[Event]):
     """An ended span's events: the ones added as objects, then its chunk events, made on first read (by the
     exporter, off the application's thread) and bounded as a ``BoundedList`` would (the oldest dropped)."""
 
-    def __init__(self, events: list[Event], name: str, times: array[int], max_events: int) -> None:
+    def __init__(self, events: Sequence[Event], name: str, times: array[int], max_events: int) -> None:
         self._head = events
         self._name = name
         self._times = times
