@@ -1,6 +1,7 @@
 """The LangChain callback handler: each callback maps (``_mapping``), books (``_runs``), then emits on the span.
 
-Every ``on_*`` method runs inside :func:`~otel_callbacks._guard.guarded`: whatever LangChain passes, no exception
+Every ``on_*`` method runs inside :func:`~otel_callbacks._guard.guarded` (``on_llm_new_token``, called per chunk,
+guards inline the same way): whatever LangChain passes, no exception
 reaches the user's chain (unless ``raise_error`` is set, as our own tests do), and each kind of internal failure
 is logged once.
 """
@@ -143,17 +144,11 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         if self._tracer_pending and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             self._bind_tracer(trace.get_tracer("otel_callbacks", __version__, schema_url=_SCHEMA_URL))
         lean = self._lean
-        if lean is None:
-            return self._tracer.start_span(
-                name, parent.child_context() if parent is not None else None, kind,
-                attrs if self._sampler_reads_attributes else None,
-            )
-        if parent is not None and parent.recording and lean.children_follow_parent:
+        if lean is not None and parent is not None and parent.recording and lean.children_follow_parent:
             return lean.start_child(name, kind, parent.span.get_span_context(), parent.child_context())
-        return lean.start_span(
-            name, parent.child_context() if parent is not None else None, kind,
-            attrs if self._sampler_reads_attributes else None,
-        )
+        context = parent.child_context() if parent is not None else None
+        start_span = self._tracer.start_span if lean is None else lean.start_span
+        return start_span(name, context, kind, attrs if self._sampler_reads_attributes else None)
 
     # One handler, one run map: LangChain copies handlers when it merges callback managers.
     def __copy__(self) -> OpenTelemetryCallbackHandler:
