@@ -245,12 +245,9 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if self._end_time is not None:
             _logger.warning("Tried calling add_event on an ended span.")
             return
-        limits = self._tracer.limits
-        bounded = BoundedAttributes(
-            limits.max_event_attributes, attributes, immutable=True, max_value_len=limits.max_attribute_length
-        )
         self._flush_chunks()
-        self._own_events().append(Event(name, bounded, timestamp))
+        self._own_events().append(Event(name, self._bounded(self._tracer.limits.max_event_attributes, attributes),
+                                        timestamp))
 
     def add_link(self, context: SpanContext, attributes: Any = None) -> None:
         if not (context and (context.is_valid or attributes or context.trace_state)):
@@ -258,11 +255,12 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if self._end_time is not None:
             _logger.warning("Tried calling add_link on an ended span.")
             return
-        limits = self._tracer.limits
-        bounded = BoundedAttributes(
-            limits.max_link_attributes, attributes, immutable=True, max_value_len=limits.max_attribute_length
-        )
-        self._links = [*self._links, Link(context, bounded)]
+        self._links = [*self._links, Link(context, self._bounded(self._tracer.limits.max_link_attributes, attributes))]
+
+    def _bounded(self, max_count: int | None, attributes: Any) -> BoundedAttributes:
+        """An event's or link's attributes, cleaned and limited as the SDK does them."""
+        return BoundedAttributes(max_count, attributes, immutable=True,
+                                 max_value_len=self._tracer.limits.max_attribute_length)
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
