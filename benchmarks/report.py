@@ -64,6 +64,8 @@ def _cell(result: dict[str, Any], reference_us: float) -> dict[str, Any]:
         "added_us_per_call": added,
         "added_us_per_run": added / runs,
         "raw_added_us_per_call": statistics.median(traced - baseline for baseline, traced in pairs),
+        # Included in the traced side: the span export after each group (older result files lack it).
+        "export_us_per_call": result.get("export_us_per_call"),
         "noise_us_per_call": noise,
         "runs_per_call": result["runs_per_call"],
         "sustained_spans_per_call": result["sustained_spans_per_call"],
@@ -213,6 +215,16 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{t} {max(c['rss_growth_kib'] for c in cells[t].values()) / 1024:.1f}" for t in tracers if cells[t]
     )
     lines += ["", f"RSS growth over a workload's timed calls, worst workload (MiB): {memory}."]
+    export = "; ".join(
+        f"{t} " + " / ".join(_fmt(c.get("export_us_per_call")) for c in cells[t].values())
+        for t in tracers
+        if any(c.get("export_us_per_call") for c in cells[t].values())
+    )
+    if export:
+        lines.append(
+            f"Of the added µs per call, span export after the calls (queue drain; the exporter reads every attribute "
+            f"and event, as an encoder would), {' / '.join(workloads)}: {export}."
+        )
     lines.append(
         "Spans exported are counted over an unbroken traced stretch after the timed calls, where a tracer slower "
         "than the BatchSpanProcessor's queue drops spans; fewer spans than runs also means the tracer skips runs."

@@ -255,6 +255,12 @@ class Installed:
         for flushable in self.flush:
             flushable.force_flush()
 
+    def export_spans(self) -> None:
+        """Export the spans queued so far (the worker times this); metric readers are left to ``force_flush``:
+        an app's reader collects once a minute, not once per group of calls."""
+        if self.provider is not None:
+            self.provider.force_flush()
+
     def shutdown(self) -> None:
         for flushable in self.flush:
             flushable.shutdown()
