@@ -50,7 +50,7 @@ class EventCallbacks:
         def _report_failure(self, callback: str, exc: Exception) -> None: ...
 
     def _recording(self, run_id: UUID) -> RunRecord | None:
-        record = self._runs.get(run_id)
+        record = self._runs.get(run_id.int)
         return record if record is not None and record.recording else None
 
     def _chunk(self, record: RunRecord, non_empty: bool) -> bool:
@@ -68,7 +68,7 @@ class EventCallbacks:
     def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
         # Called once per streamed chunk, so guarded inline (what @guarded does) rather than through a wrapper.
         try:
-            record = self._runs.get(run_id)
+            record = self._runs.get(run_id.int)
             if record is None:
                 return
             log = record.chunk_log
@@ -110,7 +110,7 @@ class EventCallbacks:
         non_empty = kind == "content-block-delta" and isinstance(delta, Mapping) and any(
             v for k, v in delta.items() if k != "type"
         )
-        record = self._runs.get(run_id)
+        record = self._runs.get(run_id.int)
         if record is None or not (record.recording or record.metric_attrs is not None):
             return
         if not self._chunk(record, non_empty):

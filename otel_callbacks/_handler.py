@@ -24,7 +24,7 @@ from otel_callbacks import _semconv as sc
 from otel_callbacks._content import DEFAULT_MAX_VALUE_LENGTH, ContentPolicy, Redactor, json_attribute, text_attribute
 from otel_callbacks._events import EventCallbacks
 from otel_callbacks._guard import guarded
-from otel_callbacks._metrics import METRIC_START_KEYS, GenAIMetrics, metrics_enabled
+from otel_callbacks._metrics import METRIC_START_KEYS, GenAIMetrics, global_provider_unset, metrics_enabled
 from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup, root_context
 from otel_callbacks._sampling import children_follow_parent, sampler_reads_attributes
 from otel_callbacks._span import LeanSpan, lean_tracer
@@ -250,7 +250,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
     ) -> None:
         params = kwargs.get("invocation_params")
         op = sc.OP_CHAT if chat else sc.OP_TEXT_COMPLETION
-        if self._metrics_pending and metrics_enabled(None):
+        if self._metrics_pending and not global_provider_unset() and metrics_enabled(None):
             self._metrics_pending = False
             self._metrics = GenAIMetrics(None, experimental=_config.latest_experimental())
         record = self._unsampled_child(run_id, parent_run_id, op)

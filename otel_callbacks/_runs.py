@@ -97,17 +97,21 @@ class RunRecord:
 
 
 # Every open run of every handler in the process, for parent lookup across handlers and so that a run is traced once
-# even when the instrumented global handler and an explicitly passed one both see it.
-_OPEN: dict[UUID, RunRecord] = {}
+# even when the instrumented global handler and an explicitly passed one both see it. Run maps are keyed by the run
+# id's 128-bit integer (``run_id.int``): hashing a UUID is a Python-level call, six per run and one per chunk.
+_OPEN: dict[int, RunRecord] = {}
 
 
 def lookup(run_id: UUID | None) -> RunRecord | None:
-    """The open run with this id, whichever handler traces it."""
-    return _OPEN.get(run_id) if run_id is not None else None  # type: ignore[arg-type]
+    """The open run with this id, whichever handler traces it; ``None`` for no id or one that is not a UUID."""
+    try:
+        return _OPEN.get(run_id.int)  # type: ignore[union-attr]
+    except AttributeError:
+        return None
 
 
 def claimed(run_id: UUID) -> bool:
-    return run_id in _OPEN
+    return run_id.int in _OPEN
 
 
 class RunRegistry:
@@ -116,9 +120,9 @@ class RunRegistry:
     def __init__(self, max_open: int) -> None:
         self.max_open = max_open
         self.evicted = 0
-        self._runs: dict[UUID, RunRecord] = {}
-        # The open run with this id, or None: the dict's own get (called once per streamed chunk, so no wrapper).
-        self.get: Callable[[UUID], RunRecord | None] = self._runs.get
+        self._runs: dict[int, RunRecord] = {}
+        # The open run with this ``run_id.int``, or None: the dict's own get (called per streamed chunk: no wrapper).
+        self.get: Callable[[int], RunRecord | None] = self._runs.get
         self._lock = threading.Lock()
         _REGISTRIES.add(self)
 
@@ -132,8 +136,9 @@ class RunRegistry:
     def add(self, run_id: UUID, record: RunRecord) -> list[RunRecord]:
         """Register a started run; returns the runs evicted to stay within the bound (the caller ends them)."""
         # Single dict operations are atomic under the GIL; the lock only guards eviction's iteration.
-        self._runs[run_id] = record
-        _OPEN[run_id] = record
+        key = run_id.int
+        self._runs[key] = record
+        _OPEN[key] = record
         if len(self._runs) <= self.max_open:
             return []
         evicted: list[RunRecord] = []
@@ -160,9 +165,10 @@ class RunRegistry:
 
     def pop(self, run_id: UUID) -> RunRecord | None:
         """Remove and return a run of this handler; ``None`` if unknown (never started, ended, or another's)."""
-        record = self._runs.pop(run_id, None)
+        key = run_id.int
+        record = self._runs.pop(key, None)
         if record is not None:
-            _OPEN.pop(run_id, None)
+            _OPEN.pop(key, None)
         return record
 
     def add_usage(self, record: RunRecord, input_tokens: int, output_tokens: int) -> None:

@@ -419,7 +419,7 @@ def run_sequence(sequence: list[Op], *, capture: bool, max_len: int, raise_error
         for lg in sdk_loggers:
             lg.removeHandler(warnings)
         for run_id in ids:  # on failure, do not leave runs in the process-wide registry
-            _runs._OPEN.pop(run_id, None)
+            _runs._OPEN.pop(run_id.int, None)
         provider.shutdown()
     Stats.examples += 1
     return ledger, warnings, handler

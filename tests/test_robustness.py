@@ -244,6 +244,25 @@ def test_none_wherever_a_dict_or_list_is_expected(provider, ledger, sdk_warnings
     assert sdk_warnings.messages == []
 
 
+def test_run_ids_that_are_not_uuids(provider, ledger, caplog) -> None:
+    """An id that is not a UUID: as a parent it is an unknown parent (the run is a root), as a run id the callback
+    does nothing and says so once; nothing raises into the chain."""
+    handler = make_handler(provider, raise_error=False)
+    child = uuid4()
+    with caplog.at_level(logging.WARNING, logger="otel_callbacks"):
+        handler.on_chain_start({}, {}, run_id=child, parent_run_id="not-a-uuid")  # type: ignore[arg-type]
+        handler.on_chain_end({}, run_id=child)
+        for _ in range(2):
+            handler.on_chain_start({}, {}, run_id="run-1")  # type: ignore[arg-type]
+            handler.on_llm_new_token("t", run_id="run-1")  # type: ignore[arg-type]
+            handler.on_chain_end({}, run_id="run-1")  # type: ignore[arg-type]
+    (span,) = ledger.finished
+    assert span.parent is None
+    warned = [r.getMessage() for r in caplog.records if r.name == "otel_callbacks"]
+    assert len(warned) == 3 and all("failed (AttributeError)" in m for m in warned)  # once per callback kind
+    assert handler.open_runs == 0
+
+
 def test_odd_shapes_in_every_argument(provider, ledger, sdk_warnings) -> None:
     """Wrong types everywhere a mapping/list/str is expected: lists for dicts, ints for names, sets for tags."""
     handler = make_handler(provider, capture=True)
