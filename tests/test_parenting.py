@@ -339,6 +339,38 @@ class TestNoLeak:
         assert context_api.get_current() is before
         assert handler.open_runs == 0
 
+    @pytest.mark.parametrize("here", ["sync", "async"])
+    def test_another_threads_loop_mid_task(self, handler, spans, here: str) -> None:
+        """leave() reads the running task as a cheap hint; with another thread's loop inside a task the hint can
+        name that task (sync here) or must be asked of asyncio (two loops running): spans and context stay exact."""
+        inside, release = threading.Event(), threading.Event()
+
+        async def blocking_task() -> None:
+            inside.set()
+            release.wait(10)  # holds the other loop inside this task
+
+        other = threading.Thread(target=lambda: asyncio.run(blocking_task()))
+        other.start()
+        assert inside.wait(10)
+        recorder = RunTreeRecorder()
+        try:
+            before = context_api.get_current()
+            if here == "sync":
+                make_chain().invoke({"q": "hi"}, config=config(handler, recorder))
+            else:
+                async def main() -> None:
+                    inner = context_api.get_current()
+                    await make_chain().ainvoke({"q": "hi"}, config=config(handler, recorder))
+                    assert trace.get_current_span(context_api.get_current()) is trace.get_current_span(inner)
+
+                asyncio.run(main())
+            assert context_api.get_current() is before
+        finally:
+            release.set()
+            other.join()
+        assert assert_tree_matches_runs(spans(), recorder) == 4
+        assert handler.open_runs == 0
+
 
 class TestStress:
     async def test_threads_and_tasks_sharing_one_handler(self, tracer_provider: TracerProvider, spans) -> None:
