@@ -1,9 +1,10 @@
 """The LangChain callback handler: each callback maps (``_mapping``), books (``_runs``), then emits on the span.
 
-Every ``on_*`` method runs inside :func:`~otel_callbacks._guard.guarded` (``on_llm_new_token``, called per chunk,
-guards inline the same way): whatever LangChain passes, no exception
-reaches the user's chain (unless ``raise_error`` is set, as our own tests do), and each kind of internal failure
-is logged once.
+Every ``on_*`` method runs inside :func:`~otel_callbacks._guard.guarded`, or guards inline the same way (the start
+and end callbacks, twice per run, and ``on_llm_new_token``, per chunk: the decorator's argument forwarding costs as
+much as the guard): whatever LangChain passes, no exception reaches the user's chain (unless ``raise_error`` is
+set, as our own tests do), and each kind of internal failure is logged once. ``test_every_callback_is_guarded``
+holds every ``on_*`` method to that.
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ from otel_callbacks._guard import guarded
 from otel_callbacks._metrics import METRIC_START_KEYS, GenAIMetrics, global_provider_unset, metrics_enabled
 from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup, root_context
 from otel_callbacks._sampling import children_follow_parent, sampler_reads_attributes
-from otel_callbacks._span import LeanSpan, lean_tracer
+from otel_callbacks._span import OK, LeanSpan, lean_tracer
 from otel_callbacks._version import __version__
 
 _logger = logging.getLogger("otel_callbacks")
-_OK = Status(StatusCode.OK)
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 DEFAULT_MAX_OPEN_RUNS = 10_000
 
@@ -207,42 +207,48 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             self._evict(old)
         return record
 
-    @guarded
     def on_chain_start(
         self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
         tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any,
     ) -> None:
-        if self._unsampled_child(run_id, parent_run_id, "chain") is not None:
-            return
-        name = _mapping.serialized_name(serialized, kwargs.get("name"))
-        span_name, kind, attrs = _mapping.chain_span(name, metadata, tags, serialized)
-        op = attrs.get(sc.GEN_AI_OPERATION_NAME, "chain")
-        run_type = kwargs.get("run_type")
-        if not isinstance(run_type, str) or not run_type:
-            run_type = "chain"
-        record = self._start(run_id, parent_run_id, span_name, kind, op, attrs, run_type, tags, metadata)
-        if record is None:
-            return
-        if op == sc.OP_INVOKE_AGENT and self._metrics is not None and self._metrics.agent_duration is not None:
-            record.metric_attrs = {sc.GEN_AI_OPERATION_NAME: op, sc.GEN_AI_AGENT_NAME: attrs[sc.GEN_AI_AGENT_NAME]}
-        if record.recording and self._capture:
-            self._set_json(record, sc.LC_CHAIN_INPUTS, inputs)
+        try:
+            if self._unsampled_child(run_id, parent_run_id, "chain") is not None:
+                return
+            name = _mapping.serialized_name(serialized, kwargs.get("name"))
+            span_name, kind, attrs = _mapping.chain_span(name, metadata, tags, serialized)
+            op = attrs.get(sc.GEN_AI_OPERATION_NAME, "chain")
+            run_type = kwargs.get("run_type")
+            if not isinstance(run_type, str) or not run_type:
+                run_type = "chain"
+            record = self._start(run_id, parent_run_id, span_name, kind, op, attrs, run_type, tags, metadata)
+            if record is None:
+                return
+            if op == sc.OP_INVOKE_AGENT and self._metrics is not None and self._metrics.agent_duration is not None:
+                record.metric_attrs = {sc.GEN_AI_OPERATION_NAME: op, sc.GEN_AI_AGENT_NAME: attrs[sc.GEN_AI_AGENT_NAME]}
+            if record.recording and self._capture:
+                self._set_json(record, sc.LC_CHAIN_INPUTS, inputs)
+        except Exception as exc:
+            self._failed("on_chain_start", exc)
 
-    @guarded
     def on_chat_model_start(
         self, serialized: dict[str, Any] | None, messages: list[list[Any]], *, run_id: UUID,
         parent_run_id: UUID | None = None, tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._start_model(serialized, messages, True, run_id, parent_run_id, tags, metadata, kwargs)
+        try:
+            self._start_model(serialized, messages, True, run_id, parent_run_id, tags, metadata, kwargs)
+        except Exception as exc:
+            self._failed("on_chat_model_start", exc)
 
-    @guarded
     def on_llm_start(
         self, serialized: dict[str, Any] | None, prompts: list[str], *, run_id: UUID,
         parent_run_id: UUID | None = None, tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._start_model(serialized, prompts, False, run_id, parent_run_id, tags, metadata, kwargs)
+        try:
+            self._start_model(serialized, prompts, False, run_id, parent_run_id, tags, metadata, kwargs)
+        except Exception as exc:
+            self._failed("on_llm_start", exc)
 
     def _start_model(
         self, serialized: Any, inputs: Any, chat: bool, run_id: UUID, parent_run_id: UUID | None, tags: Any,
@@ -278,41 +284,45 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             if tools:
                 self._set_json(record, sc.GEN_AI_TOOL_DEFINITIONS, tools)
 
-    @guarded
     def on_tool_start(
         self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID, parent_run_id: UUID | None = None,
         tags: list[str] | None = None, metadata: dict[str, Any] | None = None, inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if self._unsampled_child(run_id, parent_run_id, sc.OP_EXECUTE_TOOL) is not None:
-            return
-        span_name, attrs = _mapping.tool_span(serialized, kwargs.get("name"), kwargs.get("tool_call_id"))
-        record = self._start(
-            run_id, parent_run_id, span_name, SpanKind.INTERNAL, sc.OP_EXECUTE_TOOL, attrs, "tool", tags, metadata
-        )
-        if record is None:
-            return
-        if self._metrics is not None and self._metrics.tool_duration is not None:
-            record.metric_attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
-                                   sc.GEN_AI_TOOL_NAME: attrs[sc.GEN_AI_TOOL_NAME]}
-        if record.recording and self._capture:
-            self._set_json(record, sc.GEN_AI_TOOL_CALL_ARGUMENTS, _messages.tool_arguments(input_str, inputs))
+        try:
+            if self._unsampled_child(run_id, parent_run_id, sc.OP_EXECUTE_TOOL) is not None:
+                return
+            span_name, attrs = _mapping.tool_span(serialized, kwargs.get("name"), kwargs.get("tool_call_id"))
+            record = self._start(
+                run_id, parent_run_id, span_name, SpanKind.INTERNAL, sc.OP_EXECUTE_TOOL, attrs, "tool", tags, metadata
+            )
+            if record is None:
+                return
+            if self._metrics is not None and self._metrics.tool_duration is not None:
+                record.metric_attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
+                                       sc.GEN_AI_TOOL_NAME: attrs[sc.GEN_AI_TOOL_NAME]}
+            if record.recording and self._capture:
+                self._set_json(record, sc.GEN_AI_TOOL_CALL_ARGUMENTS, _messages.tool_arguments(input_str, inputs))
+        except Exception as exc:
+            self._failed("on_tool_start", exc)
 
-    @guarded
     def on_retriever_start(
         self, serialized: dict[str, Any] | None, query: str, *, run_id: UUID, parent_run_id: UUID | None = None,
         tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any,
     ) -> None:
-        if self._unsampled_child(run_id, parent_run_id, sc.OP_RETRIEVAL) is not None:
-            return
-        span_name, attrs = _mapping.retriever_span(serialized, kwargs.get("name"), metadata)
-        record = self._start(
-            run_id, parent_run_id, span_name, SpanKind.CLIENT, sc.OP_RETRIEVAL, attrs, "retriever", tags, metadata
-        )
-        if record is not None and record.recording and self._capture and isinstance(query, str):
-            value = text_attribute(query, self._policy)
-            if value is not None:
-                record.span.set_attribute(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, value)
+        try:
+            if self._unsampled_child(run_id, parent_run_id, sc.OP_RETRIEVAL) is not None:
+                return
+            span_name, attrs = _mapping.retriever_span(serialized, kwargs.get("name"), metadata)
+            record = self._start(
+                run_id, parent_run_id, span_name, SpanKind.CLIENT, sc.OP_RETRIEVAL, attrs, "retriever", tags, metadata
+            )
+            if record is not None and record.recording and self._capture and isinstance(query, str):
+                value = text_attribute(query, self._policy)
+                if value is not None:
+                    record.span.set_attribute(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, value)
+        except Exception as exc:
+            self._failed("on_retriever_start", exc)
 
     # --- ends ---------------------------------------------------------------------------------------------------------
     def _finish(self, record: RunRecord) -> None:
@@ -327,73 +337,84 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
                         sc.LC_USAGE_OUTPUT_TOKENS: min(record.output_tokens, _mapping.INT64_MAX),
                         sc.LC_USAGE_MODEL_RUNS: record.model_runs,
                     })
-                record.span.set_status(_OK)
+                record.span.set_status(OK)
         finally:
             _end(record)
 
-    @guarded
     def on_chain_end(self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-        record = self._runs.pop(run_id)
-        if record is None:
-            return
         try:
-            if record.recording and self._capture:
-                self._set_json(record, sc.LC_CHAIN_OUTPUTS, outputs)
-        finally:
-            self._finish(record)
+            record = self._runs.pop(run_id)
+            if record is None:
+                return
+            try:
+                if record.recording and self._capture:
+                    self._set_json(record, sc.LC_CHAIN_OUTPUTS, outputs)
+            finally:
+                self._finish(record)
+        except Exception as exc:
+            self._failed("on_chain_end", exc)
 
-    @guarded
     def on_llm_end(self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-        record = self._runs.pop(run_id)
-        if record is None:
-            return
-        if record.borrowed and record.metric_attrs is None:
-            return  # an unsampled run with no metrics to record: nothing to read from the response
         try:
-            attrs = _response.llm_response_attributes(response)
-            inp = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)
-            out = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
-            if inp or out:
-                self._runs.add_usage(record, inp, out)
-            if record.metric_attrs is not None:
-                self._record_model(record, attrs, None)
-            if record.recording:
-                if record.chunks:
-                    attrs[sc.GEN_AI_REQUEST_STREAM] = True
-                    attrs[sc.LC_STREAM_CHUNK_COUNT] = record.chunks
-                    if record.first_chunk_ns:
-                        attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
-                _own_attributes(record.span, _mapping.clip_attributes(attrs, self._max_len))
-                if self._capture:
-                    self._set_json(record, sc.GEN_AI_OUTPUT_MESSAGES, _messages.output_messages(response))
-        finally:
-            self._finish(record)
+            record = self._runs.pop(run_id)
+            if record is None or (record.borrowed and record.metric_attrs is None):
+                return  # unknown, or unsampled with no metrics to record: nothing to read from the response
+            try:
+                self._model_response(record, response)
+            finally:
+                self._finish(record)
+        except Exception as exc:
+            self._failed("on_llm_end", exc)
 
-    @guarded
+    def _model_response(self, record: RunRecord, response: Any) -> None:
+        """Usage totals, metrics and the response attributes of a model run that ended."""
+        attrs = _response.llm_response_attributes(response)
+        inp = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)
+        out = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
+        if inp or out:
+            self._runs.add_usage(record, inp, out)
+        if record.metric_attrs is not None:
+            self._record_model(record, attrs, None)
+        if not record.recording:
+            return
+        if record.chunks:
+            attrs[sc.GEN_AI_REQUEST_STREAM] = True
+            attrs[sc.LC_STREAM_CHUNK_COUNT] = record.chunks
+            if record.first_chunk_ns:
+                attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
+        _own_attributes(record.span, _mapping.clip_attributes(attrs, self._max_len))
+        if self._capture:
+            self._set_json(record, sc.GEN_AI_OUTPUT_MESSAGES, _messages.output_messages(response))
+
     def on_tool_end(self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-        record = self._runs.pop(run_id)
-        if record is None:
-            return
         try:
-            if record.recording and self._capture:
-                self._set_json(record, sc.GEN_AI_TOOL_CALL_RESULT, _messages.tool_result(output))
-        finally:
-            self._finish(record)
+            record = self._runs.pop(run_id)
+            if record is None:
+                return
+            try:
+                if record.recording and self._capture:
+                    self._set_json(record, sc.GEN_AI_TOOL_CALL_RESULT, _messages.tool_result(output))
+            finally:
+                self._finish(record)
+        except Exception as exc:
+            self._failed("on_tool_end", exc)
 
-    @guarded
     def on_retriever_end(
         self, documents: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
-        record = self._runs.pop(run_id)
-        if record is None:
-            return
         try:
-            if record.recording and isinstance(documents, list):
-                record.span.set_attribute(sc.LC_RETRIEVAL_DOCUMENT_COUNT, len(documents))
-                if self._capture:
-                    self._set_json(record, sc.GEN_AI_RETRIEVAL_DOCUMENTS, _messages.documents(documents))
-        finally:
-            self._finish(record)
+            record = self._runs.pop(run_id)
+            if record is None:
+                return
+            try:
+                if record.recording and isinstance(documents, list):
+                    record.span.set_attribute(sc.LC_RETRIEVAL_DOCUMENT_COUNT, len(documents))
+                    if self._capture:
+                        self._set_json(record, sc.GEN_AI_RETRIEVAL_DOCUMENTS, _messages.documents(documents))
+            finally:
+                self._finish(record)
+        except Exception as exc:
+            self._failed("on_retriever_end", exc)
 
     # --- errors -------------------------------------------------------------------------------------------------------
     def _error(self, error: BaseException, run_id: UUID) -> None:
@@ -462,6 +483,13 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
                 record.span.set_status(Status(StatusCode.ERROR, "run never ended; evicted to bound memory"))
         finally:
             _end(record)
+
+    def _failed(self, callback: str, exc: Exception) -> None:
+        """What ``guarded`` does on failure, for the start and end callbacks that guard inline: called twice per
+        run, where the decorator's argument forwarding costs as much as the guard itself."""
+        if self.raise_error:
+            raise exc
+        self._report_failure(callback, exc)
 
     def _report_failure(self, callback: str, exc: Exception) -> None:
         key = (callback, type(exc).__name__)

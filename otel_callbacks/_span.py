@@ -52,6 +52,7 @@ from otel_callbacks._sampling import sampled_children_follow_parent
 _logger = logging.getLogger(__name__)
 _PLAIN = frozenset((str, bool, int, float))
 _UNSET = Status(StatusCode.UNSET)
+OK = Status(StatusCode.OK)
 _NO_ATTRIBUTES = BoundedAttributes(attributes=None, immutable=True)  # shared: immutable and empty
 _END_LOCK = threading.Lock()  # end() must export once even if two threads end the same span
 _RANDOM_FLAG: int = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)  # W3C trace context level 2; SDK >= 1.40
@@ -282,6 +283,9 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             self._name = name
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if status is OK and self._status is _UNSET and self._end_time is None:  # every run that ends well
+            self._status = status
+            return
         # The SDK's rules: OK is final, UNSET is ignored.
         if self._end_time is not None or self._status.status_code is StatusCode.OK:
             return

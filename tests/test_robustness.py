@@ -655,3 +655,23 @@ def test_error_with_raising_str_is_contained_by_default(provider, ledger, caplog
     assert ledger.one("c").status.status_code == StatusCode.ERROR
     ledger.assert_balanced()
 
+
+
+def test_every_callback_is_guarded(provider, caplog) -> None:
+    """Each ``on_*`` method of the handler, by decorator or inline, keeps an internal failure from the caller and
+    logs it once under its own name (an id without ``.int`` makes every one of them fail inside)."""
+    handler = make_handler(provider, raise_error=False)
+    callbacks = sorted(name for name in dir(handler) if name.startswith("on_") and callable(getattr(handler, name)))
+    assert {"on_chain_start", "on_llm_end", "on_llm_new_token", "on_tool_error", "on_custom_event"} <= set(callbacks)
+    bad_id = object()
+    with caplog.at_level(logging.WARNING, logger="otel_callbacks"):
+        for _ in range(2):
+            for name in callbacks:
+                positional = {"on_custom_event": ("name", None), "on_llm_new_token": ("t",)}.get(name)
+                if positional is None:
+                    positional = (RuntimeError("x"),) if name.endswith("_error") else (None,) * (
+                        2 if name.endswith("_start") else 1)
+                getattr(handler, name)(*positional, run_id=bad_id, parent_run_id=None)
+    logged = Counter(r.getMessage().split(" failed")[0].removeprefix("otel-callbacks: ")
+                     for r in caplog.records if r.name == "otel_callbacks")
+    assert logged == dict.fromkeys(callbacks, 1)
