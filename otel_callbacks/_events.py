@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from time import time_ns as _time_ns
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -68,13 +69,19 @@ class EventCallbacks:
     def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
         # Called once per streamed chunk, so guarded inline (what @guarded does) rather than through a wrapper.
         try:
+            streaming = self._runs.streaming
+            if streaming[0] is run_id:  # the steady state of a recorded stream without metrics or content
+                streaming[1].chunks += 1
+                streaming[2](_time_ns())
+                return
             record = self._runs.get(run_id.int)
             if record is None:
                 return
             log = record.chunk_log
-            if log is not None:  # the steady state of a recorded stream without metrics or content: count, stamp
+            if log is not None:  # the same, for one of several streams whose chunks interleave
+                self._runs.streaming = (run_id, record, log.append)
                 record.chunks += 1
-                log.append(time.time_ns())
+                log.append(_time_ns())
                 return
             if not (record.recording or record.metric_attrs is not None):
                 return
@@ -95,9 +102,11 @@ class EventCallbacks:
                 return
             log = span.chunk_log(sc.EVENT_NEW_TOKEN)
             if log is not None:
-                log.append(time.time_ns())
+                log.append(_time_ns())
                 if record.first_chunk_ns and record.metric_attrs is None and not self._capture:
-                    record.chunk_log = log  # from now on nothing but the count and the stamp changes per chunk
+                    # From now on nothing but the count and the stamp changes per chunk.
+                    record.chunk_log = log
+                    self._runs.streaming = (run_id, record, log.append)
         except Exception as exc:
             if self.raise_error:
                 raise

@@ -123,8 +123,15 @@ def claimed(run_id: UUID) -> bool:
     return run_id.int in _OPEN
 
 
+_NOT_STREAMING: tuple[Any, Any, Any] = (None, None, None)
+
+
 class RunRegistry:
     """The open runs of one handler, bounded: past ``max_open`` the oldest is evicted (its span ended)."""
+
+    # The run whose chunks are being counted, as (run_id, record, append to its span's chunk stamps): the next chunk
+    # of a stream is an identity check away (on_llm_new_token, per chunk). Cleared when that run leaves.
+    streaming: tuple[Any, Any, Any] = _NOT_STREAMING
 
     def __init__(self, max_open: int) -> None:
         self.max_open = max_open
@@ -161,6 +168,8 @@ class RunRegistry:
                 if old is not None:
                     evicted.append(old)
                     _OPEN.pop(old_id, None)
+                    if self.streaming[1] is old:
+                        self.streaming = _NOT_STREAMING
         if evicted:
             if self.evicted == 0:
                 _logger.warning(
@@ -178,6 +187,8 @@ class RunRegistry:
         record = self._runs.pop(key, None)
         if record is not None:
             _OPEN.pop(key, None)
+            if self.streaming[1] is record:
+                self.streaming = _NOT_STREAMING
         return record
 
     def add_usage(self, record: RunRecord, input_tokens: int, output_tokens: int) -> None:

@@ -146,6 +146,37 @@ class TestCompletionLLM:
         assert len([e for e in span.events if e.name == "langchain.llm.new_token"]) == 3
         assert span.attributes["gen_ai.request.stream"] is True
 
+    async def test_interleaved_streams_count_their_own_chunks(self, handler, spans) -> None:
+        """Concurrent streams alternate chunk by chunk: each span gets exactly its own chunk events and count."""
+        import asyncio
+
+        async def consume(text: str) -> str:
+            out = ""
+            async for piece in CharStreamLLM(response=text).astream(text, config={"callbacks": [handler]}):
+                out += piece
+                await asyncio.sleep(0)  # let the other stream's chunk in between
+            return out
+
+        assert await asyncio.gather(consume("abcdef"), consume("xyz"), consume("pq")) == ["abcdef", "xyz", "pq"]
+        counts = sorted((len([e for e in s.events if e.name == "langchain.llm.new_token"]),
+                         s.attributes["langchain.stream.chunk_count"]) for s in spans().spans)
+        assert counts == [(2, 2), (3, 3), (6, 6)]
+        assert handler.open_runs == 0 and handler._runs.streaming[0] is None
+
+    def test_chunks_after_the_end_change_nothing(self, handler, spans) -> None:
+        run = uuid4()
+        handler.raise_error = True
+        handler.on_llm_start({}, ["q"], run_id=run)
+        for token in "abc":
+            handler.on_llm_new_token(token, run_id=run)
+        assert handler._runs.streaming[0] is run  # the stream is on the fast path
+        handler.on_llm_end(None, run_id=run)
+        assert handler._runs.streaming[0] is None  # and off it once the run has ended
+        for token in "late":
+            handler.on_llm_new_token(token, run_id=run)
+        span = spans().one("text_completion")
+        assert len(span.events) == 3 and span.attributes["langchain.stream.chunk_count"] == 3
+
     def test_prompts_become_input_messages_with_capture(self, content_handler, spans) -> None:
         FakeListLLM(responses=["pong"]).invoke("ping", config={"callbacks": [content_handler]})
         attrs = spans().one("text_completion").attributes

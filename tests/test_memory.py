@@ -189,6 +189,23 @@ def test_eviction_ends_the_oldest_and_later_callbacks_for_it_are_ignored(caplog:
     provider.shutdown()
 
 
+def test_an_evicted_stream_leaves_the_chunk_fast_path() -> None:
+    provider = TracerProvider(shutdown_on_exit=False)
+    handler = OpenTelemetryCallbackHandler(provider, max_open_runs=1)
+    handler.raise_error = True
+    streamed, other = uuid4(), uuid4()
+    handler.on_llm_start({}, ["q"], run_id=streamed)
+    handler.on_llm_new_token("a", run_id=streamed)
+    handler.on_llm_new_token("b", run_id=streamed)
+    assert handler._runs.streaming[0] is streamed
+    handler.on_chain_start({"name": "r"}, {}, run_id=other)  # evicts the stream, which keeps sending chunks
+    assert handler._runs.streaming[0] is None
+    handler.on_llm_new_token("c", run_id=streamed)
+    assert handler._runs.streaming[0] is None and handler.open_runs == 1
+    handler.on_chain_end({}, run_id=other)
+    provider.shutdown()
+
+
 def test_rss_flat_over_ordinary_invokes() -> None:
     exporter = Discard()
     provider = TracerProvider(shutdown_on_exit=False)
