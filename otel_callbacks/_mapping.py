@@ -356,7 +356,7 @@ def metadata_value(value: Any, max_length: int) -> Any:
     if isinstance(value, int):  # beyond int64: as text, which str() refuses past 4300 digits
         return _describe(value)[:max_length]
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+        text = _METADATA_JSON.encode(value)
     except (TypeError, ValueError, RecursionError):
         text = json.dumps(_describe(value))
     if len(text) <= max_length:
@@ -369,6 +369,11 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, set | frozenset):
         return list(obj)
     return _describe(obj)
+
+
+# Built once: json.dumps with any non-default option makes a new JSONEncoder per call (LangGraph's tuple metadata
+# is encoded on every node's span).
+_METADATA_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 
 def _describe(obj: Any) -> str:
