@@ -32,6 +32,38 @@ def _mad(values: list[float]) -> float:
     return statistics.median(abs(value - middle) for value in values)
 
 
+def _relative(cell: dict[str, Any]) -> float:
+    return statistics.median(t / b - 1 for b, t in zip(cell["baseline_us"], cell["traced_us"], strict=True))
+
+
+def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One tracer's worker processes as one result: per workload their groups pooled, the worst case of spans and
+    memory, and each process's own median relative overhead (``per_process_relative``) to show their spread."""
+    done = [result for result in results if "error" not in result]
+    if not done:
+        return results[0]
+    pooled = dict(done[0])
+    workloads: dict[str, Any] = {}
+    for name in pooled["workloads"]:
+        cells = [result["workloads"][name] for result in done if name in result["workloads"]]
+        cell = dict(cells[0])
+        cell["baseline_us"] = [value for c in cells for value in c["baseline_us"]]
+        cell["traced_us"] = [value for c in cells for value in c["traced_us"]]
+        cell["groups"] = sum(c["groups"] for c in cells)
+        cell["sustained_spans_per_call"] = min(c["sustained_spans_per_call"] for c in cells)
+        cell["leaked_spans_per_call"] = max(c["leaked_spans_per_call"] for c in cells)
+        cell["rss_growth_kib"] = max(c["rss_growth_kib"] for c in cells)
+        exports = [c.get("export_us_per_call") for c in cells]
+        cell["export_us_per_call"] = None if None in exports else statistics.mean(exports)  # type: ignore[arg-type]
+        cell["per_process_relative"] = [_relative(c) for c in cells]
+        workloads[name] = cell
+    pooled["workloads"] = workloads
+    pooled["notes"] = list(dict.fromkeys(note for result in done for note in result["notes"]))
+    pooled["notes"] += [f"one worker process failed: {result['error']}" for result in results if "error" in result]
+    pooled["processes"] = len(done)
+    return pooled
+
+
 def reference_baselines(raw: list[dict[str, Any]]) -> dict[str, float]:
     """Per workload, the median over all processes of each process's median baseline µs per call."""
     per_workload: dict[str, list[float]] = {}
@@ -52,6 +84,7 @@ def _cell(result: dict[str, Any], reference_us: float) -> dict[str, Any]:
     runs = max(1, result["runs_per_call"])
     pairs = list(zip(result["baseline_us"], result["traced_us"], strict=True))
     relative = [traced / baseline - 1 for baseline, traced in pairs]
+    per_process = result.get("per_process_relative") or [statistics.median(relative)]
     overhead = statistics.median(relative)
     added = overhead * reference_us
     # Standard error of a median, ~1.86 MAD / sqrt(n) for roughly normal noise.
@@ -66,6 +99,7 @@ def _cell(result: dict[str, Any], reference_us: float) -> dict[str, Any]:
         "raw_added_us_per_call": statistics.median(traced - baseline for baseline, traced in pairs),
         # Included in the traced side: the span export after each group (older result files lack it).
         "export_us_per_call": result.get("export_us_per_call"),
+        "per_process_added_us_per_run": [rel * reference_us / runs for rel in per_process],
         "noise_us_per_call": noise,
         "runs_per_call": result["runs_per_call"],
         "sustained_spans_per_call": result["sustained_spans_per_call"],
@@ -132,6 +166,7 @@ def summarise(raw: list[dict[str, Any]], *, quick: bool, seconds: float, clock: 
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "quick": quick,
+        "processes": max((result.get("processes", 1) for result in raw if "error" not in result), default=1),
         "clock": clock,
         "seconds": round(seconds, 1),
         "workloads": workloads,
@@ -166,9 +201,9 @@ def markdown(summary: dict[str, Any]) -> str:
     rule = "|---|" + "---:|" * len(workloads)
     lines = [
         f"Measured {summary['when']} on {summary['machine']}; {'--quick' if summary['quick'] else 'full'} run, "
-        f"{summary['seconds']:.0f} s, {summary['clock']} clock. Each tracer in its own process; added cost = median "
-        "over groups of alternating calls of (traced / baseline - 1), priced at the run-wide reference baseline "
-        "(see README).",
+        f"{summary['seconds']:.0f} s, {summary['clock']} clock. Each tracer in {summary['processes']} fresh "
+        "process(es) of its own; added cost = median over the pooled groups of alternating calls of (traced / "
+        "baseline - 1), priced at the run-wide reference baseline (see README).",
         "",
         "### Added µs per span (per LangChain run) vs no tracing",
         "",
@@ -193,6 +228,13 @@ def markdown(summary: dict[str, Any]) -> str:
             spans = f"{cell['sustained_spans_per_call']:.2f}/{cell['runs_per_call']}" if tracer != "none" else "-"
             row.append(f"{cell['added_us_per_call']:.0f} ±{cell['noise_us_per_call']:.0f} ({spans})")
         lines.append(f"| {LABELS[tracer]} | " + " | ".join(row) + " |")
+    if any(len(cell["per_process_added_us_per_run"]) > 1 for per in cells.values() for cell in per.values()):
+        lines += ["", "### Added µs per span, each worker process alone (their groups are pooled above)", "", head,
+                  rule]
+        for tracer in tracers:
+            row = [" / ".join(_fmt(v) for v in cells[tracer][w]["per_process_added_us_per_run"])
+                   if w in cells[tracer] else "n/a" for w in workloads]
+            lines.append(f"| {LABELS[tracer]} | " + " | ".join(row) + " |")
     lines += [
         "",
         "### Goals (issue 6)",

@@ -38,7 +38,7 @@ class Plan:
     sustained_seconds: float
 
 
-FULL = Plan(groups=70, group_seconds=0.025, sustained_seconds=1.0)
+FULL = Plan(groups=36, group_seconds=0.025, sustained_seconds=1.0)  # per process; run.py starts two per tracer
 QUICK = Plan(groups=20, group_seconds=0.012, sustained_seconds=0.2)
 
 
