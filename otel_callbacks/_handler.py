@@ -177,7 +177,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         if len(name) > self._max_len:
             name = name[: self._max_len]
         span = self._new_span(name, parent, kind, attrs)
-        record = RunRecord(span, parent, op, time.monotonic_ns(), self._runs)
+        record = RunRecord(span, parent, op, time.monotonic_ns())
         # Registered before anything else can fail, so that the run's end (or eviction) always ends the span.
         for old in self._runs.add(run_id, record):
             self._evict(old)
@@ -201,7 +201,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         parent = lookup(parent_run_id)
         if parent is None or parent.recording or claimed(run_id):
             return None
-        record = RunRecord(parent.span, parent, op, time.monotonic_ns(), self._runs)
+        record = RunRecord(parent.span, parent, op, time.monotonic_ns())
         record.borrowed = True
         for old in self._runs.add(run_id, record):
             self._evict(old)

@@ -89,12 +89,11 @@ class RunRecord:
     model_runs = 0
     metric_attrs: dict[str, Any] | None = None  # set only when metrics are recorded for this run
 
-    def __init__(self, span: Span, parent: RunRecord | None, op: str, start_ns: int, owner: RunRegistry) -> None:
+    def __init__(self, span: Span, parent: RunRecord | None, op: str, start_ns: int) -> None:
         self.span = span
         self.parent = parent
         self.op = op
         self.start_ns = start_ns
-        self.owner = owner
         self.recording = span.is_recording()
 
     def child_context(self) -> Context:

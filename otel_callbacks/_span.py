@@ -214,12 +214,6 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if self._plain and not _is_plain(value):
             self._plain = False
 
-    def add_chunk_event(self, name: str) -> None:
-        """An event without attributes, stamped now: the handler's per-chunk event, at a fraction of add_event."""
-        times = self.chunk_log(name)
-        if times is not None:
-            times.append(time_ns())
-
     def chunk_log(self, name: str) -> array[int] | None:
         """Where attribute-less ``name`` events go while the span is open: append ``time_ns()`` stamps to it.
 
