@@ -15,7 +15,7 @@ from uuid import UUID
 from otel_callbacks import _mapping
 from otel_callbacks import _semconv as sc
 from otel_callbacks._content import ContentPolicy, json_attribute, safe_str, text_attribute
-from otel_callbacks._guard import guarded
+from otel_callbacks._guard import failed, guarded
 from otel_callbacks._span import LeanSpan
 
 if TYPE_CHECKING:
@@ -45,10 +45,6 @@ class EventCallbacks:
     _capture: bool
     _stream_events: bool
     _metrics: GenAIMetrics | None
-    raise_error: bool
-
-    if TYPE_CHECKING:
-        def _report_failure(self, callback: str, exc: Exception) -> None: ...
 
     def _recording(self, run_id: UUID) -> RunRecord | None:
         record = self._runs.get(run_id.int)
@@ -67,7 +63,7 @@ class EventCallbacks:
         return self._stream_events and record.recording
 
     def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
-        # Called once per streamed chunk, so guarded inline (what @guarded does) rather than through a wrapper.
+        # Called once per streamed chunk, so guarded inline rather than through the @guarded wrapper.
         try:
             streaming = self._runs.streaming
             if streaming[0] is run_id:  # the steady state of a recorded stream without metrics or content
@@ -108,9 +104,7 @@ class EventCallbacks:
                     record.chunk_log = log
                     self._runs.streaming = (run_id, record, log.append)
         except Exception as exc:
-            if self.raise_error:
-                raise
-            self._report_failure("on_llm_new_token", exc)
+            failed(self, "on_llm_new_token", exc)
 
     @guarded
     def on_stream_event(self, event: Any, *, run_id: UUID, **kwargs: Any) -> None:

@@ -9,8 +9,16 @@ from typing import Any, TypeVar
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def failed(handler: Any, callback: str, exc: Exception) -> None:
+    """What the guard does with a callback's exception: re-raise it when the handler's ``raise_error`` is set
+    (tests do), else report it (once per kind). Called directly by the callbacks that guard inline."""
+    if handler.raise_error:
+        raise exc
+    handler._report_failure(callback, exc)
+
+
 def guarded(func: _F) -> _F:
-    """Catch any exception of a callback; re-raise only when the handler's ``raise_error`` is set (tests do)."""
+    """Catch any exception of a callback and hand it to :func:`failed`."""
     name = func.__name__
 
     @functools.wraps(func)
@@ -18,9 +26,7 @@ def guarded(func: _F) -> _F:
         try:
             return func(self, *args, **kwargs)
         except Exception as exc:
-            if self.raise_error:
-                raise
-            self._report_failure(name, exc)
+            failed(self, name, exc)
             return None
 
     return wrapper  # type: ignore[return-value]

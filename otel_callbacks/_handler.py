@@ -24,7 +24,7 @@ from otel_callbacks import _config, _mapping, _messages, _response
 from otel_callbacks import _semconv as sc
 from otel_callbacks._content import DEFAULT_MAX_VALUE_LENGTH, ContentPolicy, Redactor, json_attribute, text_attribute
 from otel_callbacks._events import EventCallbacks
-from otel_callbacks._guard import guarded
+from otel_callbacks._guard import failed, guarded
 from otel_callbacks._metrics import METRIC_START_KEYS, GenAIMetrics, global_provider_unset, metrics_enabled
 from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup, root_context
 from otel_callbacks._sampling import children_follow_parent, sampler_reads_attributes
@@ -228,7 +228,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             if record.recording and self._capture:
                 self._set_json(record, sc.LC_CHAIN_INPUTS, inputs)
         except Exception as exc:
-            self._failed("on_chain_start", exc)
+            failed(self, "on_chain_start", exc)
 
     def on_chat_model_start(
         self, serialized: dict[str, Any] | None, messages: list[list[Any]], *, run_id: UUID,
@@ -238,7 +238,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         try:
             self._start_model(serialized, messages, True, run_id, parent_run_id, tags, metadata, kwargs)
         except Exception as exc:
-            self._failed("on_chat_model_start", exc)
+            failed(self, "on_chat_model_start", exc)
 
     def on_llm_start(
         self, serialized: dict[str, Any] | None, prompts: list[str], *, run_id: UUID,
@@ -248,7 +248,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
         try:
             self._start_model(serialized, prompts, False, run_id, parent_run_id, tags, metadata, kwargs)
         except Exception as exc:
-            self._failed("on_llm_start", exc)
+            failed(self, "on_llm_start", exc)
 
     def _start_model(
         self, serialized: Any, inputs: Any, chat: bool, run_id: UUID, parent_run_id: UUID | None, tags: Any,
@@ -304,7 +304,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             if record.recording and self._capture:
                 self._set_json(record, sc.GEN_AI_TOOL_CALL_ARGUMENTS, _messages.tool_arguments(input_str, inputs))
         except Exception as exc:
-            self._failed("on_tool_start", exc)
+            failed(self, "on_tool_start", exc)
 
     def on_retriever_start(
         self, serialized: dict[str, Any] | None, query: str, *, run_id: UUID, parent_run_id: UUID | None = None,
@@ -322,7 +322,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
                 if value is not None:
                     record.span.set_attribute(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, value)
         except Exception as exc:
-            self._failed("on_retriever_start", exc)
+            failed(self, "on_retriever_start", exc)
 
     # --- ends ---------------------------------------------------------------------------------------------------------
     def _finish(self, record: RunRecord) -> None:
@@ -352,7 +352,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             finally:
                 self._finish(record)
         except Exception as exc:
-            self._failed("on_chain_end", exc)
+            failed(self, "on_chain_end", exc)
 
     def on_llm_end(self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
         try:
@@ -364,7 +364,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             finally:
                 self._finish(record)
         except Exception as exc:
-            self._failed("on_llm_end", exc)
+            failed(self, "on_llm_end", exc)
 
     def _model_response(self, record: RunRecord, response: Any) -> None:
         """Usage totals, metrics and the response attributes of a model run that ended."""
@@ -397,7 +397,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             finally:
                 self._finish(record)
         except Exception as exc:
-            self._failed("on_tool_end", exc)
+            failed(self, "on_tool_end", exc)
 
     def on_retriever_end(
         self, documents: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
@@ -414,7 +414,7 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
             finally:
                 self._finish(record)
         except Exception as exc:
-            self._failed("on_retriever_end", exc)
+            failed(self, "on_retriever_end", exc)
 
     # --- errors -------------------------------------------------------------------------------------------------------
     def _error(self, error: BaseException, run_id: UUID) -> None:
@@ -483,13 +483,6 @@ class OpenTelemetryCallbackHandler(EventCallbacks, BaseCallbackHandler):
                 record.span.set_status(Status(StatusCode.ERROR, "run never ended; evicted to bound memory"))
         finally:
             _end(record)
-
-    def _failed(self, callback: str, exc: Exception) -> None:
-        """What ``guarded`` does on failure, for the start and end callbacks that guard inline: called twice per
-        run, where the decorator's argument forwarding costs as much as the guard itself."""
-        if self.raise_error:
-            raise exc
-        self._report_failure(callback, exc)
 
     def _report_failure(self, callback: str, exc: Exception) -> None:
         key = (callback, type(exc).__name__)
