@@ -43,12 +43,17 @@ def chain_with_user_span(provider: TracerProvider, repeat: int):  # type: ignore
             | StrOutputParser() | RunnableLambda(lookup))
 
 
+def traced_chain(ratio: float, repeat: int):  # type: ignore[no-untyped-def]
+    """The exporter, a handler and the chain with a user span, under ParentBased(TraceIdRatioBased(ratio))."""
+    provider, exporter = provider_with(ParentBased(TraceIdRatioBased(ratio)))
+    handler = OpenTelemetryCallbackHandler(provider)
+    handler.raise_error = True
+    return exporter, handler, chain_with_user_span(provider, repeat=repeat)
+
+
 class TestRatioZero:
     def test_nothing_exported_context_clean_registry_empty(self) -> None:
-        provider, exporter = provider_with(ParentBased(TraceIdRatioBased(0)))
-        handler = OpenTelemetryCallbackHandler(provider)
-        handler.raise_error = True
-        chain = chain_with_user_span(provider, repeat=20)
+        exporter, handler, chain = traced_chain(0, repeat=20)
         for _ in range(20):
             assert chain.invoke({"q": "x"}, config={"callbacks": [handler]}) == "answer"
             assert trace.get_current_span() is trace.INVALID_SPAN
@@ -59,10 +64,7 @@ class TestRatioZero:
 class TestPartialSampling:
     def test_every_exported_trace_is_complete(self) -> None:
         """With a 50 % ratio, a sampled trace has all its runs and the user's span; no fragments of others."""
-        provider, exporter = provider_with(ParentBased(TraceIdRatioBased(0.5)))
-        handler = OpenTelemetryCallbackHandler(provider)
-        handler.raise_error = True
-        chain = chain_with_user_span(provider, repeat=200)
+        exporter, handler, chain = traced_chain(0.5, repeat=200)
         for _ in range(200):
             chain.invoke({"q": "x"}, config={"callbacks": [handler]})
         tree = SpanTree(exporter.get_finished_spans())
