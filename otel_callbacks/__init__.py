@@ -1,17 +1,26 @@
 """OpenTelemetry tracing for LangChain and LangGraph.
 
+``import otel_callbacks`` loads only what the handler needs; ``setup_tracing`` and ``setup_metrics`` (exporters,
+OTLP, the metrics SDK) load on first use.
+
 Example:
     >>> from otel_callbacks import OpenTelemetryCallbackHandler
     >>> handler = OpenTelemetryCallbackHandler()
     >>> # chain.invoke(inputs, config={"callbacks": [handler]})
 """
 
-from otel_callbacks._content import ContentPolicy
-from otel_callbacks._handler import OpenTelemetryCallbackHandler
-from otel_callbacks._instrument import instrument, uninstrument
-from otel_callbacks._metrics_setup import setup_metrics
-from otel_callbacks._setup import setup_tracing
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from otel_callbacks._version import __version__
+from otel_callbacks.handler import OpenTelemetryCallbackHandler
+from otel_callbacks.handler.instrument import instrument, uninstrument
+from otel_callbacks.mapping.content import ContentPolicy
+
+if TYPE_CHECKING:
+    from otel_callbacks.setup.metrics import setup_metrics
+    from otel_callbacks.setup.tracing import setup_tracing
 
 __all__ = [
     "ContentPolicy",
@@ -22,3 +31,16 @@ __all__ = [
     "setup_tracing",
     "uninstrument",
 ]
+
+_LAZY = {"setup_tracing": "otel_callbacks.setup.tracing", "setup_metrics": "otel_callbacks.setup.metrics"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

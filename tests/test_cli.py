@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_callbacks.cli import main
+from otel_callbacks.cli.commands import main
 from tests._otlp_receiver import GrpcReceiver, HttpReceiver
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -144,7 +144,7 @@ class TestCollectorConfig:
         host, port = endpoint_port(collector["exporters"][name]["endpoint"])
         assert host == "0.0.0.0", "a localhost-bound endpoint is unreachable from outside the container"
         assert port == 8889 and published(compose, "otel-collector").get(port) == 8889
-        assert f"http://localhost:{port}/metrics" in (ROOT / "otel_callbacks" / "cli.py").read_text()
+        assert f"http://localhost:{port}/metrics" in (ROOT / "otel_callbacks" / "cli" / "commands.py").read_text()
 
     def test_receivers_published_on_standard_ports(self, collector: dict[str, Any], compose: dict[str, Any]) -> None:
         """OTLP gRPC/HTTP listen on all container interfaces and are published on the same host ports 4317/4318."""

@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from otel_callbacks import ContentPolicy
-from otel_callbacks._content import TRUNCATION_MARK, json_attribute, text_attribute, to_jsonable
+from otel_callbacks.mapping.content import TRUNCATION_MARK, json_attribute, text_attribute, to_jsonable
 
 
 class Model(BaseModel):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from otel_callbacks._exporters import parse_lines, records_from_request
-from otel_callbacks._tree import SpanRecord, Trace, build_traces
+from otel_callbacks.cli.tree import SpanRecord, Trace, build_traces
+from otel_callbacks.setup.exporters import parse_lines, records_from_request
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_callbacks._exporters import (
+from otel_callbacks.setup.exporters import (
     ConsoleTreeSpanExporter,
     OtlpJsonFileSpanExporter,
     decode_request,

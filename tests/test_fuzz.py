@@ -37,7 +37,8 @@ from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
 
-from otel_callbacks import OpenTelemetryCallbackHandler, _runs
+from otel_callbacks import OpenTelemetryCallbackHandler
+from otel_callbacks.runs import registry as _runs
 from tests.test_handler import CONTENT_KEYS
 from tests.test_robustness import Ledger, SdkWarnings, attribute_problems
 

@@ -33,8 +33,8 @@ from opentelemetry.trace import SpanKind
 
 import otel_callbacks
 from otel_callbacks import OpenTelemetryCallbackHandler
-from otel_callbacks._instrument import instrumented_handler
-from otel_callbacks._instrumentor import LangChainInstrumentor
+from otel_callbacks.handler.instrument import instrumented_handler
+from otel_callbacks.handler.instrumentor import LangChainInstrumentor
 from tests.conftest import SpanTreeFactory
 from tests.support import SpanTree, ai, fake_chat
 
@@ -291,7 +291,7 @@ def test_entry_point_is_registered_and_loads_the_instrumentor() -> None:
              if ep.name == "otel_callbacks"]
 
     assert len(found) == 1
-    assert found[0].value == "otel_callbacks._instrumentor:LangChainInstrumentor"
+    assert found[0].value == "otel_callbacks.handler.instrumentor:LangChainInstrumentor"
     assert found[0].load() is LangChainInstrumentor
 
 

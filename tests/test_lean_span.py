@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, S
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 from otel_callbacks import OpenTelemetryCallbackHandler
-from otel_callbacks._span import LeanSpan, lean_tracer
+from otel_callbacks.emit.lean_span import LeanSpan, lean_tracer
 from tests.support import CharStreamLLM, ai, fake_chat
 
 
@@ -321,7 +321,7 @@ def test_processors_added_later_are_called(tracer_provider: TracerProvider, span
 
 
 def test_child_span_context_is_what_the_api_would_build() -> None:
-    from otel_callbacks._span import _checked_child_context, _child_context
+    from otel_callbacks.emit.lean_span import _checked_child_context, _child_context
 
     parent = SpanContext(0xABC, 0xDEF, True, TraceFlags(1), trace.TraceState([("k", "v")]))
     fast, checked = _child_context(parent, 42), _checked_child_context(parent, 42)

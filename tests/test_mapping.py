@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanKind
 
-from otel_callbacks import _mapping as m
-from otel_callbacks import _response
+from otel_callbacks.mapping import response as _response
+from otel_callbacks.mapping import spans as m
 
 
 @pytest.mark.parametrize(("ls_provider", "expected"), [

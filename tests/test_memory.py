@@ -31,8 +31,9 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from otel_callbacks import OpenTelemetryCallbackHandler, _runs
-from otel_callbacks._handler import DEFAULT_MAX_OPEN_RUNS
+from otel_callbacks import OpenTelemetryCallbackHandler
+from otel_callbacks.handler.handler import DEFAULT_MAX_OPEN_RUNS
+from otel_callbacks.runs import registry as _runs
 
 MB = 1024 * 1024
 RUNS = 50_000

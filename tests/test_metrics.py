@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from otel_callbacks import OpenTelemetryCallbackHandler
-from otel_callbacks._metrics import DURATION_BUCKETS, TOKEN_BUCKETS
+from otel_callbacks.emit.metrics import DURATION_BUCKETS, TOKEN_BUCKETS
 from tests.support import ai, fake_chat
 
 

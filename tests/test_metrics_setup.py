@@ -17,9 +17,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_callbacks import OpenTelemetryCallbackHandler
-from otel_callbacks._demo import run_demo
-from otel_callbacks._exporters import render_metrics
-from otel_callbacks._metrics import (
+from otel_callbacks.cli.demo import run_demo
+from otel_callbacks.emit.metrics import (
     DURATION_BUCKETS,
     OPERATION_DURATION,
     TIME_PER_OUTPUT_CHUNK,
@@ -27,8 +26,9 @@ from otel_callbacks._metrics import (
     TOKEN_BUCKETS,
     TOKEN_USAGE,
 )
-from otel_callbacks._metrics_setup import resolve_metrics_settings, setup_metrics
-from otel_callbacks._setup import setup_tracing
+from otel_callbacks.setup.exporters import render_metrics
+from otel_callbacks.setup.metrics import resolve_metrics_settings, setup_metrics
+from otel_callbacks.setup.tracing import setup_tracing
 from tests._otlp_receiver import GrpcReceiver, HttpReceiver
 from tests.support import one_warning
 from tests.test_setup import run_script
@@ -333,8 +333,8 @@ class TestProcessLifecycle:
             from opentelemetry import metrics
             from opentelemetry.sdk.trace import TracerProvider
             from otel_callbacks import OpenTelemetryCallbackHandler
-            from otel_callbacks._demo import run_demo
-            from otel_callbacks._metrics_setup import setup_metrics
+            from otel_callbacks.cli.demo import run_demo
+            from otel_callbacks.setup.metrics import setup_metrics
             out = io.StringIO()
             first = setup_metrics("console", console_out=out)
             assert metrics.get_meter_provider() is first
@@ -358,8 +358,8 @@ class TestProcessLifecycle:
                 env["OTEL_METRICS_EXPORTER"] = "otlp"
             result = run_script(f"""
                 from otel_callbacks import OpenTelemetryCallbackHandler
-                from otel_callbacks._demo import run_demo
-                from otel_callbacks._setup import setup_tracing
+                from otel_callbacks.cli.demo import run_demo
+                from otel_callbacks.setup.tracing import setup_tracing
                 setup_tracing(["otlp"], endpoint={receiver.endpoint!r}, service_name="both"{option})
                 run_demo(OpenTelemetryCallbackHandler())
             """, env=env)
@@ -374,7 +374,7 @@ class TestProcessLifecycle:
         result = run_script("""
             from opentelemetry import metrics, trace
             from opentelemetry.sdk.metrics import MeterProvider
-            from otel_callbacks._setup import setup_tracing
+            from otel_callbacks.setup.tracing import setup_tracing
             try:
                 setup_tracing("none", metrics=["file"])
             except ValueError as exc:
@@ -394,7 +394,7 @@ class TestProcessLifecycle:
         """By default setup_tracing leaves metrics alone: the handler then records none (the API's no-op)."""
         result = run_script("""
             from opentelemetry import metrics
-            from otel_callbacks._setup import setup_tracing
+            from otel_callbacks.setup.tracing import setup_tracing
             setup_tracing("none")
             assert type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
         """)
@@ -410,8 +410,8 @@ class TestProcessLifecycle:
             result = run_script(f"""
                 from opentelemetry.sdk.trace import TracerProvider
                 from otel_callbacks import OpenTelemetryCallbackHandler
-                from otel_callbacks._demo import run_demo
-                from otel_callbacks._metrics_setup import setup_metrics
+                from otel_callbacks.cli.demo import run_demo
+                from otel_callbacks.setup.metrics import setup_metrics
                 setup_metrics(["otlp"], endpoint={endpoint!r}, protocol="http/protobuf", timeout=30)
                 run_demo(OpenTelemetryCallbackHandler(TracerProvider()))
             """, env={"OTEL_CALLBACKS_EXIT_TIMEOUT": "500"})

@@ -29,7 +29,8 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import StatusCode
 
-from otel_callbacks import OpenTelemetryCallbackHandler, _runs
+from otel_callbacks import OpenTelemetryCallbackHandler
+from otel_callbacks.runs import registry as _runs
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -431,31 +432,31 @@ def _boom(*args: Any, **kwargs: Any) -> Any:
 
 # Every function of the handler's pipeline, broken one at a time.
 BREAKABLE = [
-    "otel_callbacks._handler._mapping.serialized_name",
-    "otel_callbacks._handler._mapping.chain_span",
-    "otel_callbacks._handler._mapping.llm_span",
-    "otel_callbacks._handler._response.llm_response_attributes",
-    "otel_callbacks._handler._mapping.tool_span",
-    "otel_callbacks._handler._mapping.retriever_span",
-    "otel_callbacks._handler._mapping.error_type",
-    "otel_callbacks._handler._mapping.is_control_flow",
-    "otel_callbacks._handler._messages.input_messages",
-    "otel_callbacks._handler._messages.output_messages",
-    "otel_callbacks._handler._messages.tool_arguments",
-    "otel_callbacks._handler._messages.documents",
-    "otel_callbacks._handler.json_attribute",
-    "otel_callbacks._handler.text_attribute",
-    "otel_callbacks._events.json_attribute",
-    "otel_callbacks._events.text_attribute",
-    "otel_callbacks._handler.enter",
-    "otel_callbacks._handler.lookup",
-    "otel_callbacks._handler.root_context",
+    "otel_callbacks.handler.handler._mapping.serialized_name",
+    "otel_callbacks.handler.handler._mapping.chain_span",
+    "otel_callbacks.handler.handler._mapping.llm_span",
+    "otel_callbacks.handler.handler._response.llm_response_attributes",
+    "otel_callbacks.handler.handler._mapping.tool_span",
+    "otel_callbacks.handler.handler._mapping.retriever_span",
+    "otel_callbacks.handler.handler._mapping.error_type",
+    "otel_callbacks.handler.handler._mapping.is_control_flow",
+    "otel_callbacks.handler.handler._messages.input_messages",
+    "otel_callbacks.handler.handler._messages.output_messages",
+    "otel_callbacks.handler.handler._messages.tool_arguments",
+    "otel_callbacks.handler.handler._messages.documents",
+    "otel_callbacks.handler.handler.json_attribute",
+    "otel_callbacks.handler.handler.text_attribute",
+    "otel_callbacks.handler.events.json_attribute",
+    "otel_callbacks.handler.events.text_attribute",
+    "otel_callbacks.handler.handler.enter",
+    "otel_callbacks.handler.handler.lookup",
+    "otel_callbacks.handler.handler.root_context",
 ]
 # Failing after the span started: the run must still be registered so that its end ends the span.
 LEAKS_SPAN = [
-    "otel_callbacks._handler._mapping.run_attributes",
-    "otel_callbacks._handler._mapping.llm_request_attributes",
-    "otel_callbacks._handler.leave",
+    "otel_callbacks.handler.handler._mapping.run_attributes",
+    "otel_callbacks.handler.handler._mapping.llm_request_attributes",
+    "otel_callbacks.handler.handler.leave",
 ]
 
 
@@ -476,8 +477,8 @@ def test_broken_internals_never_raise_and_spans_still_end(provider, ledger, monk
 
 
 def test_failures_logged_once_per_kind(provider, ledger, monkeypatch, caplog) -> None:
-    monkeypatch.setattr("otel_callbacks._handler._mapping.chain_span", _boom)
-    monkeypatch.setattr("otel_callbacks._handler._response.llm_response_attributes", _boom)
+    monkeypatch.setattr("otel_callbacks.handler.handler._mapping.chain_span", _boom)
+    monkeypatch.setattr("otel_callbacks.handler.handler._response.llm_response_attributes", _boom)
     handler = make_handler(provider, raise_error=False)
     with caplog.at_level(logging.DEBUG, logger="otel_callbacks"):
         for _ in range(100):
@@ -501,7 +502,7 @@ def test_a_different_exception_type_is_a_different_kind(provider, monkeypatch, c
     def raise_next(*args: Any, **kwargs: Any) -> Any:
         raise next(errors)
 
-    monkeypatch.setattr("otel_callbacks._handler._mapping.chain_span", raise_next)
+    monkeypatch.setattr("otel_callbacks.handler.handler._mapping.chain_span", raise_next)
     handler = make_handler(provider, raise_error=False)
     with caplog.at_level(logging.WARNING, logger="otel_callbacks"):
         for _ in range(4):
@@ -511,7 +512,7 @@ def test_a_different_exception_type_is_a_different_kind(provider, monkeypatch, c
 
 def test_real_chain_survives_broken_handler_with_default_raise_error(provider, ledger, monkeypatch, caplog) -> None:
     """Through LangChain itself: the chain's result is unchanged and LangChain has nothing to log (our guard caught)."""
-    monkeypatch.setattr("otel_callbacks._handler._mapping.chain_span", _boom)
+    monkeypatch.setattr("otel_callbacks.handler.handler._mapping.chain_span", _boom)
     handler = OpenTelemetryCallbackHandler(provider)
     assert handler.raise_error is False
     chain = RunnableLambda(lambda x: x + 1) | RunnableLambda(lambda x: x * 2)

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 from otel_callbacks import OpenTelemetryCallbackHandler
-from otel_callbacks._sampling import children_follow_parent as _children_follow_parent
+from otel_callbacks.emit.sampling import children_follow_parent as _children_follow_parent
 from tests.support import SpanTree, ai, fake_chat
 
 

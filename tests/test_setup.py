@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_callbacks._settings import resolve_settings
-from otel_callbacks._setup import setup_tracing, shutdown_bounded
+from otel_callbacks.setup.env import resolve_settings
+from otel_callbacks.setup.tracing import setup_tracing, shutdown_bounded
 from tests._otlp_receiver import GrpcReceiver, HttpReceiver
 from tests.support import one_warning
 
@@ -343,7 +343,7 @@ class TestProcessLifecycle:
         """set_global installs the provider; a second call warns and leaves the first in place."""
         result = run_script("""
             from opentelemetry import trace
-            from otel_callbacks._setup import setup_tracing
+            from otel_callbacks.setup.tracing import setup_tracing
             first = setup_tracing("none")
             assert trace.get_tracer_provider() is first
             second = setup_tracing("none")
@@ -356,7 +356,7 @@ class TestProcessLifecycle:
         """Batched spans still pending at interpreter exit are written by the exit hook."""
         path = tmp_path / "t.jsonl"
         result = run_script(f"""
-            from otel_callbacks._setup import setup_tracing
+            from otel_callbacks.setup.tracing import setup_tracing
             p = setup_tracing(["file"], file_path={str(path)!r})
             with p.get_tracer("t").start_as_current_span("pending-at-exit"):
                 pass
@@ -372,7 +372,7 @@ class TestProcessLifecycle:
             endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
             start = time.monotonic()
             result = run_script(f"""
-                from otel_callbacks._setup import setup_tracing
+                from otel_callbacks.setup.tracing import setup_tracing
                 p = setup_tracing(["otlp"], endpoint={endpoint!r}, protocol="http/protobuf", timeout=30)
                 with p.get_tracer("t").start_as_current_span("root"):
                     pass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from otel_callbacks._tree import (
+from otel_callbacks.cli.tree import (
     STATUS_ERROR,
     SpanRecord,
     build_traces,

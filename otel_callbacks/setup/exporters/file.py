@@ -12,7 +12,7 @@ from typing import IO
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_callbacks._exporters._otlp_json import dumps_line, encode_otlp_json
+from otel_callbacks.setup.exporters.otlp_json import dumps_line, encode_otlp_json
 
 logger = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ from time import time_ns as _time_ns
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from otel_callbacks import _mapping
 from otel_callbacks import _semconv as sc
-from otel_callbacks._content import ContentPolicy, json_attribute, safe_str, text_attribute
-from otel_callbacks._guard import failed, guarded
-from otel_callbacks._span import LeanSpan
+from otel_callbacks.emit.lean_span import LeanSpan
+from otel_callbacks.handler.guard import failed, guarded
+from otel_callbacks.mapping import spans as _mapping
+from otel_callbacks.mapping.content import ContentPolicy, json_attribute, safe_str, text_attribute
 
 if TYPE_CHECKING:
-    from otel_callbacks._metrics import GenAIMetrics
-    from otel_callbacks._runs import RunRecord, RunRegistry
+    from otel_callbacks.emit.metrics import GenAIMetrics
+    from otel_callbacks.runs.registry import RunRecord, RunRegistry
 
 
 def _chunk_text(token: Any) -> str:

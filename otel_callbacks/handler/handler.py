@@ -1,6 +1,6 @@
 """The LangChain callback handler: each callback maps (``_mapping``), books (``_runs``), then emits on the span.
 
-Every ``on_*`` method runs inside :func:`~otel_callbacks._guard.guarded`, or guards inline the same way (the start
+Every ``on_*`` method runs inside ``guard.guarded``, or guards inline the same way (the start
 and end callbacks, twice per run, and ``on_llm_new_token``, per chunk: the decorator's argument forwarding costs as
 much as the guard): whatever LangChain passes, no exception reaches the user's chain (unless ``raise_error`` is
 set, as our own tests do), and each kind of internal failure is logged once. ``test_every_callback_is_guarded``
@@ -20,16 +20,25 @@ from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
-from otel_callbacks import _config, _mapping, _messages, _response
+from otel_callbacks import _config
 from otel_callbacks import _semconv as sc
-from otel_callbacks._content import DEFAULT_MAX_VALUE_LENGTH, ContentPolicy, Redactor, json_attribute, text_attribute
-from otel_callbacks._events import EventCallbacks
-from otel_callbacks._guard import failed, guarded
-from otel_callbacks._metrics import METRIC_START_KEYS, GenAIMetrics, global_provider_unset, metrics_enabled
-from otel_callbacks._runs import RunRecord, RunRegistry, claimed, enter, leave, lookup, root_context
-from otel_callbacks._sampling import children_follow_parent, sampler_reads_attributes
-from otel_callbacks._span import OK, LeanSpan, lean_tracer
 from otel_callbacks._version import __version__
+from otel_callbacks.emit.lean_span import OK, LeanSpan, lean_tracer
+from otel_callbacks.emit.metrics import METRIC_START_KEYS, GenAIMetrics, global_provider_unset, metrics_enabled
+from otel_callbacks.emit.sampling import children_follow_parent, sampler_reads_attributes
+from otel_callbacks.handler.events import EventCallbacks
+from otel_callbacks.handler.guard import failed, guarded
+from otel_callbacks.mapping import messages as _messages
+from otel_callbacks.mapping import response as _response
+from otel_callbacks.mapping import spans as _mapping
+from otel_callbacks.mapping.content import (
+    DEFAULT_MAX_VALUE_LENGTH,
+    ContentPolicy,
+    Redactor,
+    json_attribute,
+    text_attribute,
+)
+from otel_callbacks.runs.registry import RunRecord, RunRegistry, claimed, enter, leave, lookup, root_context
 
 _logger = logging.getLogger("otel_callbacks")
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"

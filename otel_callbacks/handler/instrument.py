@@ -8,7 +8,7 @@ from typing import Any
 from langchain_core.tracers.context import register_configure_hook
 from opentelemetry.trace import TracerProvider
 
-from otel_callbacks._handler import OpenTelemetryCallbackHandler
+from otel_callbacks.handler.handler import OpenTelemetryCallbackHandler
 
 
 class _GlobalHandlerSlot:

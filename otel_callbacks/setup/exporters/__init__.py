@@ -1,13 +1,13 @@
 """Exporters: a console tree printer and an OTLP/JSON lines file writer for spans, a console summary for metrics.
 
 Example:
-    >>> from otel_callbacks._exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
+    >>> from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 """
 
-from otel_callbacks._exporters._console import ConsoleTreeSpanExporter
-from otel_callbacks._exporters._console_metrics import ConsoleMetricSummaryExporter, render_metrics
-from otel_callbacks._exporters._file import OtlpJsonFileSpanExporter
-from otel_callbacks._exporters._otlp_json import (
+from otel_callbacks.setup.exporters.console import ConsoleTreeSpanExporter
+from otel_callbacks.setup.exporters.console_metrics import ConsoleMetricSummaryExporter, render_metrics
+from otel_callbacks.setup.exporters.file import OtlpJsonFileSpanExporter
+from otel_callbacks.setup.exporters.otlp_json import (
     decode_request,
     dumps_line,
     encode_otlp_json,

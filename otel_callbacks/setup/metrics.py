@@ -28,9 +28,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import AttributeValue
 
-from otel_callbacks._exporters import ConsoleMetricSummaryExporter
-from otel_callbacks._exporters._otlp import DEFAULT_GRPC_ENDPOINT, GRPC, METRICS_PATH, make_otlp_metric_exporter
-from otel_callbacks._settings import (
+from otel_callbacks.setup.env import (
     CONSOLE_FORMATS,
     DEFAULT_EXIT_TIMEOUT_MS,
     DEFAULT_TIMEOUT_S,
@@ -42,9 +40,11 @@ from otel_callbacks._settings import (
     resolve_exporters,
     resolve_otlp,
 )
-from otel_callbacks._setup import make_resource, shutdown_at_exit
+from otel_callbacks.setup.exporters import ConsoleMetricSummaryExporter
+from otel_callbacks.setup.exporters.otlp import DEFAULT_GRPC_ENDPOINT, GRPC, METRICS_PATH, make_otlp_metric_exporter
+from otel_callbacks.setup.tracing import make_resource, shutdown_at_exit
 
-logger = logging.getLogger("otel_callbacks._setup")
+logger = logging.getLogger("otel_callbacks.setup.tracing")
 
 __all__ = ["MetricsSettings", "build_meter_provider", "resolve_metrics_settings", "setup_metrics"]
 

@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.sdk.trace import ReadableSpan
 
-from otel_callbacks._tree import SpanRecord
+from otel_callbacks.cli.tree import SpanRecord
 
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
 _ID_LENGTHS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}

@@ -27,9 +27,9 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.util.types import AttributeValue
 
-from otel_callbacks._exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
-from otel_callbacks._exporters._otlp import make_otlp_exporter
-from otel_callbacks._settings import TracingSettings, metrics_exporter_env_set, resolve_settings
+from otel_callbacks.setup.env import TracingSettings, metrics_exporter_env_set, resolve_settings
+from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
+from otel_callbacks.setup.exporters.otlp import make_otlp_exporter
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def setup_tracing(
     meter_settings = None
     if metrics is not False:
         # Imported here: _metrics_setup imports this module for the resource and the bounded shutdown.
-        from otel_callbacks._metrics_setup import build_meter_provider, resolve_for_tracing
+        from otel_callbacks.setup.metrics import build_meter_provider, resolve_for_tracing
 
         # Resolved before anything is built, so that a bad metrics argument leaves no half-installed setup.
         meter_settings = resolve_for_tracing(

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 from otel_callbacks._config import env_int
 from otel_callbacks._config import env_value as _env
 from otel_callbacks._config import warn_invalid as _warn
-from otel_callbacks._exporters._otlp import (
+from otel_callbacks.setup.exporters.otlp import (
     DEFAULT_GRPC_ENDPOINT,
     DEFAULT_HTTP_ENDPOINT,
     GRPC,
@@ -31,7 +31,7 @@ from otel_callbacks._exporters._otlp import (
     valid_url,
 )
 
-logger = logging.getLogger("otel_callbacks._setup")
+logger = logging.getLogger("otel_callbacks.setup.tracing")
 
 OTEL_CALLBACKS_FILE_PATH = "OTEL_CALLBACKS_FILE_PATH"
 """Path of the OTLP/JSON lines file written by the ``file`` exporter. Default: ``traces.jsonl``."""

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otel_callbacks._exporters._otlp import GRPC, HTTP_PROTOBUF
+from otel_callbacks.setup.exporters.otlp import GRPC, HTTP_PROTOBUF
 
 
 class ReplayError(Exception):

@@ -7,14 +7,14 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from otel_callbacks._instrument import instrument, uninstrument
+from otel_callbacks.handler.instrument import instrument, uninstrument
 
 
 class LangChainInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """An OpenTelemetry instrumentor that traces every LangChain run with :class:`OpenTelemetryCallbackHandler`.
 
     Example:
-        >>> from otel_callbacks._instrumentor import LangChainInstrumentor
+        >>> from otel_callbacks.handler.instrumentor import LangChainInstrumentor
         >>> LangChainInstrumentor().instrument(capture_content=False)
     """
 

@@ -6,7 +6,7 @@ chain streams its answer word by word with small delays, so the streaming metric
 output chunk) have something to measure.
 
 Example:
-    >>> # from otel_callbacks._demo import run_demo; run_demo(OpenTelemetryCallbackHandler(tracer_provider=provider))
+    >>> # from otel_callbacks.cli.demo import run_demo; run_demo(OpenTelemetryCallbackHandler(tracer_provider=provider))
 """
 
 from __future__ import annotations

@@ -19,15 +19,15 @@ from typing import IO, TYPE_CHECKING
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from otel_callbacks._exporters import parse_lines, records_from_request, render_metrics
-from otel_callbacks._exporters._otlp import PROTOCOLS
-from otel_callbacks._settings import CONSOLE_FORMATS, EXPORTER_NAMES, TracingSettings, resolve_settings
-from otel_callbacks._tree import SpanRecord, Trace, build_traces, record_from_span, render_traces
+from otel_callbacks.cli.tree import SpanRecord, Trace, build_traces, record_from_span, render_traces
+from otel_callbacks.setup.env import CONSOLE_FORMATS, EXPORTER_NAMES, TracingSettings, resolve_settings
+from otel_callbacks.setup.exporters import parse_lines, records_from_request, render_metrics
+from otel_callbacks.setup.exporters.otlp import PROTOCOLS
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from otel_callbacks._metrics_setup import MetricsSettings
+    from otel_callbacks.setup.metrics import MetricsSettings
 
 _MAX_REPORTED_ERRORS = 20
 
@@ -90,7 +90,7 @@ def _eprint(*parts: object) -> None:
 def _demo(args: argparse.Namespace) -> int:
     try:
         from otel_callbacks import OpenTelemetryCallbackHandler
-        from otel_callbacks._demo import run_demo
+        from otel_callbacks.cli.demo import run_demo
     except ImportError as exc:
         _eprint(f"otel-callbacks demo: missing dependency ({exc.name}); "
                 "install it with: pip install 'otel-callbacks[demo]'")
@@ -99,8 +99,8 @@ def _demo(args: argparse.Namespace) -> int:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from otel_callbacks._metrics_setup import build_meter_provider, resolve_metrics_settings
-    from otel_callbacks._setup import build_provider, shutdown_bounded
+    from otel_callbacks.setup.metrics import build_meter_provider, resolve_metrics_settings
+    from otel_callbacks.setup.tracing import build_provider, shutdown_bounded
 
     try:
         settings = resolve_settings(exporters=args.exporter, file_path=args.file, endpoint=args.endpoint,
@@ -213,7 +213,7 @@ def _view(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from otel_callbacks._exporters._replay import ReplayError, send_request
+    from otel_callbacks.setup.exporters.replay import ReplayError, send_request
 
     headers: dict[str, str] = {}
     for item in args.header:

@@ -47,7 +47,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 
-from otel_callbacks._sampling import sampled_children_follow_parent
+from otel_callbacks.emit.sampling import sampled_children_follow_parent
 
 _logger = logging.getLogger(__name__)
 _PLAIN = frozenset((str, bool, int, float))

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from opentelemetry.trace import SpanKind
 
 from otel_callbacks import _semconv as sc
-from otel_callbacks._content import ContentPolicy, json_attribute
+from otel_callbacks.mapping.content import ContentPolicy, json_attribute
 
 Attributes = dict[str, Any]
 

@@ -11,7 +11,7 @@ from typing import IO
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_callbacks._tree import SpanRecord, build_traces, record_from_span, render_traces
+from otel_callbacks.cli.tree import SpanRecord, build_traces, record_from_span, render_traces
 
 logger = logging.getLogger(__name__)
 
