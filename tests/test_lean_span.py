@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, S
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 from otel_callbacks import OpenTelemetryCallbackHandler
-from otel_callbacks.emit.lean_span import LeanSpan, lean_tracer
+from otel_callbacks.emit.fast import lean_tracer
+from otel_callbacks.emit.lean_span import LeanSpan
 from tests.support import CharStreamLLM, ai, fake_chat
 
 
@@ -150,7 +151,7 @@ def simple(exporter: InMemorySpanExporter, **kwargs: Any) -> TracerProvider:
 
 def test_default_workloads_export_the_same_spans(monkeypatch: pytest.MonkeyPatch) -> None:
     lean, sdk, handlers = export_both(monkeypatch, simple)
-    assert handlers[0]._lean is not None and handlers[1]._lean is None  # each path really taken
+    assert handlers[0].emission_path == "fast" and handlers[1].emission_path == "sdk"  # each path really taken
     assert len(lean) == 15  # 3 + 1 tool + 1 stream + 1 error + 3 x 3
     assert lean == sdk
     tool_span = next(s for s in lean if s["name"] == "tool renamed")
@@ -241,12 +242,9 @@ def test_used_as_a_context_manager_it_records_the_error(tracer_provider: TracerP
 def test_other_tracers_keep_the_sdk_path(monkeypatch: pytest.MonkeyPatch, tracer_provider: TracerProvider) -> None:
     assert lean_tracer(trace.NoOpTracer()) is None
     assert lean_tracer(trace.ProxyTracer("x")) is None
-    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
-    assert lean_tracer(TracerProvider().get_tracer("t")) is None  # the SDK's span metrics need its own path
-    monkeypatch.delenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED")
     monkeypatch.setenv("OTEL_CALLBACKS_LEAN_SPANS", "maybe")
     handler = OpenTelemetryCallbackHandler(tracer_provider)  # a bad value warns and keeps the default
-    assert handler._lean is not None
+    assert handler.emission_path == "fast"
 
 
 def test_disabled_tracer_makes_no_span(tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter) -> None:
@@ -292,13 +290,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_callbacks import OpenTelemetryCallbackHandler
 
 handler = OpenTelemetryCallbackHandler()  # import time: the API still hands out a proxy
-assert handler._lean is None
+assert handler.emission_path == "sdk"
 exporter = InMemorySpanExporter()
 provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(exporter))
 trace.set_tracer_provider(provider)
 (RunnableLambda(lambda x: x) | RunnableLambda(lambda x: x)).invoke(1, config={"callbacks": [handler]})
-assert handler._lean is not None
+assert handler.emission_path == "fast"
 spans = exporter.get_finished_spans()
 print(len(spans), len({s.context.trace_id for s in spans}), type(spans[0]).__name__)
 """
@@ -318,16 +316,6 @@ def test_processors_added_later_are_called(tracer_provider: TracerProvider, span
     assert len(late_exporter.get_finished_spans()) == 3
     assert len(recorder.seen) == 3
     assert all(s.attributes["app.on_start"] == "yes" for s in late_exporter.get_finished_spans())
-
-
-def test_child_span_context_is_what_the_api_would_build() -> None:
-    from otel_callbacks.emit.lean_span import _checked_child_context, _child_context
-
-    parent = SpanContext(0xABC, 0xDEF, True, TraceFlags(1), trace.TraceState([("k", "v")]))
-    fast, checked = _child_context(parent, 42), _checked_child_context(parent, 42)
-    assert fast == checked and type(fast) is SpanContext
-    assert (fast.trace_id, fast.span_id, fast.is_remote, fast.is_valid, fast.trace_state) == (
-        0xABC, 42, False, True, parent.trace_state)
 
 
 @pytest.mark.parametrize("max_events", [None, 2])

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -33,7 +33,6 @@ from opentelemetry.trace import StatusCode
 
 from otel_callbacks import OpenTelemetryCallbackHandler
 from otel_callbacks.handler.handler import DEFAULT_MAX_OPEN_RUNS
-from otel_callbacks.runs import registry as _runs
 
 MB = 1024 * 1024
 RUNS = 50_000
@@ -94,14 +93,6 @@ class Discard(SpanExporter):
 
     def shutdown(self) -> None:
         pass
-
-
-@pytest.fixture(autouse=True)
-def _registry_clean() -> Iterator[None]:
-    before = set(_runs._OPEN)
-    yield
-    for run_id in set(_runs._OPEN) - before:
-        _runs._OPEN.pop(run_id, None)
 
 
 def start_abandoned(handler: OpenTelemetryCallbackHandler, ids: list[UUID], sizes: list[int]) -> None:

@@ -20,6 +20,7 @@ API's no-op one) keeps the SDK's path (:func:`lean_tracer` returns ``None``).
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 import threading
@@ -28,55 +29,32 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from time import time_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.context import Context
-from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import (
-    Link,
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-    TraceState,
-)
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
-from otel_callbacks.emit.sampling import sampled_children_follow_parent
+from otel_callbacks.emit.emitter import OK
+
+if TYPE_CHECKING:
+    from otel_callbacks.emit.fast import LeanTracer
 
 _logger = logging.getLogger(__name__)
 _PLAIN = frozenset((str, bool, int, float))
 _UNSET = Status(StatusCode.UNSET)
-OK = Status(StatusCode.OK)
 _NO_ATTRIBUTES = BoundedAttributes(attributes=None, immutable=True)  # shared: immutable and empty
 _END_LOCK = threading.Lock()  # end() must export once even if two threads end the same span
-_RANDOM_FLAG: int = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)  # W3C trace context level 2; SDK >= 1.40
 
 
-def _limit(value: int | None) -> int:
+def limit(value: int | None) -> int:
+    """A span limit as a number: ``None`` (unlimited) is ``sys.maxsize``."""
     return sys.maxsize if value is None else value
 
 
-def _child_context(parent: SpanContext, span_id: int) -> SpanContext:
-    """``SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)``, without re-checking
-    ids that are valid by construction (the parent's trace id, a generated span id)."""
-    return _new_tuple(SpanContext, (parent[0], span_id, False, parent[3], parent[4], True))
-
-
-def _checked_child_context(parent: SpanContext, span_id: int) -> SpanContext:
-    return SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
-
-
 _new_tuple = tuple.__new__
-_probe_parent = SpanContext(3, 5, True, TraceFlags(1), TraceState([("k", "v")]))
-_probe = _child_context(_probe_parent, 7)
-if _probe != _checked_child_context(_probe_parent, 7) or not (_probe.is_valid and _probe.span_id == 7):
-    _child_context = _checked_child_context  # an API whose SpanContext is laid out differently
 
 
 def _is_plain(value: Any) -> bool:
@@ -154,7 +132,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         self._context = context
         self._parent = parent
         self._kind = kind
-        self._resource = tracer._tracer.resource
+        self._resource = tracer.resource
         self._instrumentation_scope = tracer.scope
         self._instrumentation_info = tracer.info
         self._start_time: int | None = start_time
@@ -167,7 +145,8 @@ class LeanSpan(trace_api.Span, ReadableSpan):
     _links: Any = ()
     _status = _UNSET
     _end_time: int | None = None
-    _plain = True  # every attribute value so far is plain: no cleaning needed at end
+    _plain = True  # every attribute key and value so far is plain: no cleaning needed at end
+    end_metrics: Any = None  # the SDK's span metrics' end call, when they are on (LeanTracer)
 
     def _own_events(self) -> list[Event]:
         events = self._events
@@ -191,7 +170,9 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         plain = self._plain
         for key, value in attributes.items():
             own[key] = value
-            if plain and type(value) not in _PLAIN and not _is_plain(value):
+            # Anything not plain, keys included, goes through the SDK's BoundedAttributes at end, which drops
+            # empty and non-str keys as an SDK span does (exporters would choke on them).
+            if plain and ((type(value) not in _PLAIN and not _is_plain(value)) or type(key) is not str or not key):
                 plain = self._plain = False
 
     def own_attributes(self, attributes: dict[str, Any]) -> None:
@@ -211,7 +192,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if self._attributes is _NO_ATTRIBUTES:
             self._attributes = {}
         self._attributes[key] = value
-        if self._plain and not _is_plain(value):
+        if self._plain and (not _is_plain(value) or type(key) is not str or not key):
             self._plain = False
 
     def chunk_log(self, name: str) -> array[int] | None:
@@ -244,7 +225,8 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if self._end_time is not None:
             return tuple(self._events)
         self._flush_chunks()  # a processor or user code reading a live span: what an SDK span would show
-        return tuple(self._events[-self._tracer.max_events:])
+        events, kept = self._events, self._tracer.max_events
+        return tuple(events[len(events) - kept:]) if kept < len(events) else tuple(events)
 
     @property
     def dropped_events(self) -> int:
@@ -334,107 +316,14 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             self._links = BoundedList.from_seq(tracer.limits.max_links, self._links)
         tracer.finish(self)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> ReadableSpan:
+        # A snapshot as the SDK hands processors: a lean span holds its tracer, whose processors hold locks.
+        return ReadableSpan(
+            name=self._name, context=self._context, parent=self._parent, resource=self._resource,
+            attributes=copy.deepcopy(dict(self.attributes), memo), events=copy.deepcopy(tuple(self.events), memo),
+            links=copy.deepcopy(tuple(self.links), memo), kind=self._kind, status=self._status,
+            start_time=self._start_time, end_time=self._end_time, instrumentation_scope=self._instrumentation_scope,
+        )
+
     def __repr__(self) -> str:
         return f'LeanSpan(name="{self._name}", context={self._context})'
-
-
-class LeanTracer:
-    """Starts :class:`LeanSpan` s with an SDK ``Tracer``'s parts; see the module docstring."""
-
-    def __init__(self, tracer: sdk_trace.Tracer) -> None:
-        self._tracer = tracer
-        self.sampler = tracer.sampler
-        self.ids = tracer.id_generator
-        self.processor = tracer.span_processor
-        self.limits = tracer._span_limits
-        self.scope = tracer._instrumentation_scope
-        self.info = tracer.instrumentation_info
-        limits = self.limits
-        self.max_attributes = _limit(limits.max_span_attributes)
-        self.max_events = _limit(limits.max_events)
-        self.max_links = _limit(limits.max_links)
-        self.lengths_bounded = limits.max_span_attribute_length is not None
-        self._enabled = getattr(tracer, "_is_enabled", None)
-        self.children_follow_parent = sampled_children_follow_parent(self.sampler)
-        self._hooks_of: object = None
-        self._refresh_hooks()
-
-    def _refresh_hooks(self) -> None:
-        """Which processor hooks to call: each processor's ``on_end``, and ``on_start`` / ``_on_ending`` only where
-        a processor overrides the SDK's no-op (BatchSpanProcessor does not). Redone when processors are added."""
-        processor = self.processor
-        self._hooks_of = procs = getattr(processor, "_span_processors", None)
-        if type(processor) is not sdk_trace.SynchronousMultiSpanProcessor or not isinstance(procs, tuple):
-            on_ending = getattr(processor, "_on_ending", None)
-            self._starts: tuple[Any, ...] = (processor.on_start,)
-            self._endings: tuple[Any, ...] = (on_ending,) if on_ending is not None else ()
-            self._ends: tuple[Any, ...] = (processor.on_end,)
-            return
-        base = sdk_trace.SpanProcessor
-        self._starts = tuple(p.on_start for p in procs if type(p).on_start is not base.on_start)
-        self._endings = tuple(p._on_ending for p in procs
-                              if getattr(type(p), "_on_ending", base._on_ending) is not base._on_ending)
-        self._ends = tuple(p.on_end for p in procs)
-
-    def _on_start(self, span: LeanSpan, context: Context | None) -> None:
-        if getattr(self.processor, "_span_processors", None) is not self._hooks_of:
-            self._refresh_hooks()
-        for on_start in self._starts:
-            on_start(span, parent_context=context)
-
-    def start_span(
-        self, name: str, context: Context | None, kind: SpanKind, attributes: dict[str, Any] | None,
-    ) -> trace_api.Span:
-        """``Tracer.start_span``, step for step, with a lean span for sampled runs."""
-        if self._enabled is not None and not self._enabled():
-            return self._tracer.start_span(name, context, kind, attributes)
-        parent = trace_api.get_current_span(context).get_span_context()
-        if parent is None or not parent.is_valid:
-            parent = None
-            trace_id = self.ids.generate_trace_id()
-            random_id = bool(_RANDOM_FLAG) and self.ids.is_trace_id_random()
-        else:
-            trace_id = parent.trace_id
-            random_id = bool(parent.trace_flags & _RANDOM_FLAG)
-        result = self.sampler.should_sample(context, trace_id, name, kind, attributes, ())
-        flags = TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT
-        if random_id:
-            flags |= _RANDOM_FLAG
-        span_context = SpanContext(
-            trace_id, self.ids.generate_span_id(), False, TraceFlags(flags), result.trace_state
-        )
-        if not result.decision.is_recording():
-            return NonRecordingSpan(span_context)
-        span = LeanSpan(self, name, span_context, parent, kind, time_ns())
-        if result.attributes:
-            span.set_attributes(result.attributes)
-        self._on_start(span, context)
-        return span
-
-    def start_child(self, name: str, kind: SpanKind, parent: SpanContext, context: Context) -> LeanSpan:
-        """A child of a sampled local span when the sampler keeps every such child (``children_follow_parent``):
-        what ``start_span`` would decide, without asking the sampler."""
-        span_context = _child_context(parent, self.ids.generate_span_id())
-        span = LeanSpan(self, name, span_context, parent, kind, time_ns())
-        self._on_start(span, context)
-        return span
-
-    def finish(self, span: LeanSpan) -> None:
-        for on_ending in self._endings:
-            on_ending(span)
-        for on_end in self._ends:
-            on_end(span)
-
-
-def lean_tracer(tracer: Any) -> LeanTracer | None:
-    """A :class:`LeanTracer` for the SDK's own tracer as we know it; ``None`` keeps the SDK's path."""
-    if type(tracer) is not sdk_trace.Tracer:
-        return None
-    metrics = getattr(tracer, "_tracer_metrics", None)
-    if metrics is not None and type(metrics).__name__ != "NoOpTracerMetrics":
-        return None  # the SDK's own span metrics are on: only its path records them
-    try:
-        return LeanTracer(tracer)
-    except AttributeError:  # an SDK whose Tracer is laid out differently
-        return None
-

@@ -10,10 +10,10 @@ from typing import Any, Final
 
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
-from opentelemetry.metrics import _internal as _metrics_api
 
 from otel_callbacks import _semconv as sc
 from otel_callbacks._version import __version__
+from otel_callbacks.emit import compat
 
 # Bucket boundaries advised by the conventions; the SDK's defaults (0..10000 ms-oriented) fit neither.
 TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -37,23 +37,13 @@ METRIC_START_KEYS: Final = (
 )
 
 
-def global_provider_unset() -> bool:
-    """Whether no global MeterProvider is installed yet, read straight from the API's module global.
-
-    Asked on every model run of a handler still waiting for one (the common case of an app without metrics), where
-    ``get_meter_provider()`` costs ~2 µs (it looks up an environment variable); ``False`` ("ask the API") if that
-    private global is ever renamed.
-    """
-    return getattr(_metrics_api, "_METER_PROVIDER", False) is None
-
-
 def metrics_enabled(meter_provider: MeterProvider | None) -> bool:
     """Whether a real MeterProvider is there: given explicitly, or installed globally by now."""
     if meter_provider is not None:
         return not isinstance(meter_provider, NoOpMeterProvider)
     current = metrics.get_meter_provider()
     # The API hands out a proxy until an SDK provider is installed; recording into it is wasted work.
-    return type(current).__name__ != "_ProxyMeterProvider" and not isinstance(current, NoOpMeterProvider)
+    return not compat.is_proxy_meter_provider(current) and not isinstance(current, NoOpMeterProvider)
 
 
 class GenAIMetrics:

@@ -51,3 +51,9 @@ def sampled_children_follow_parent(sampler: Any) -> bool:
     return results is not None and all(
         r.decision is Decision.RECORD_AND_SAMPLE and not r.attributes and r.trace_state == state for r in results
     )
+
+
+def passes_attributes(sampler: Any) -> bool:
+    """Whether ``sampler`` returns the attributes it is given unchanged, as the SDK's built-ins do: then a span's
+    start attributes need no copy from the sampling result."""
+    return sampler is not None and not sampler_reads_attributes(sampler)

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from otel_callbacks import _semconv as sc
-from otel_callbacks.emit.lean_span import LeanSpan
 from otel_callbacks.handler.guard import failed, guarded
 from otel_callbacks.mapping import spans as _mapping
 from otel_callbacks.mapping.content import ContentPolicy, json_attribute, safe_str, text_attribute
 
 if TYPE_CHECKING:
+    from otel_callbacks.emit.emitter import Emitter
     from otel_callbacks.emit.metrics import GenAIMetrics
     from otel_callbacks.runs.registry import RunRecord, RunRegistry
 
@@ -41,6 +41,7 @@ class EventCallbacks:
     """Streaming and event callbacks; expects ``_runs``, ``_policy``, ``_capture``, ``_stream_events`` on self."""
 
     _runs: RunRegistry
+    _emit: Emitter
     _policy: ContentPolicy
     _capture: bool
     _stream_events: bool
@@ -73,11 +74,11 @@ class EventCallbacks:
             record = self._runs.get(run_id.int)
             if record is None:
                 return
-            log = record.chunk_log
-            if log is not None:  # the same, for one of several streams whose chunks interleave
-                self._runs.streaming = (run_id, record, log.append)
+            sink = record.chunk_sink
+            if sink is not None:  # the same, for one of several streams whose chunks interleave
+                self._runs.streaming = (run_id, record, sink)
                 record.chunks += 1
-                log.append(_time_ns())
+                sink(_time_ns())
                 return
             if not (record.recording or record.metric_attrs is not None):
                 return
@@ -93,16 +94,13 @@ class EventCallbacks:
                 if value is not None:
                     span.add_event(sc.EVENT_NEW_TOKEN, {sc.ATTR_CHUNK_TEXT: value})
                     return
-            if type(span) is not LeanSpan:
-                span.add_event(sc.EVENT_NEW_TOKEN)
-                return
-            log = span.chunk_log(sc.EVENT_NEW_TOKEN)
-            if log is not None:
-                log.append(_time_ns())
+            sink = self._emit.chunk_sink(span, sc.EVENT_NEW_TOKEN)
+            if sink is not None:
+                sink(_time_ns())
                 if record.first_chunk_ns and record.metric_attrs is None and not self._capture:
                     # From now on nothing but the count and the stamp changes per chunk.
-                    record.chunk_log = log
-                    self._runs.streaming = (run_id, record, log.append)
+                    record.chunk_sink = sink
+                    self._runs.streaming = (run_id, record, sink)
         except Exception as exc:
             failed(self, "on_llm_new_token", exc)
 

@@ -1,0 +1,214 @@
+"""End and error callbacks: read the response, record metrics, set status, restore the context, end the span.
+
+A mixin of :class:`~otel_callbacks.OpenTelemetryCallbackHandler`. Whatever happens before, a run's span ends
+exactly once (``_finish`` / ``_error`` end it in ``finally``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from opentelemetry.trace import Status, StatusCode
+
+from otel_callbacks import _semconv as sc
+from otel_callbacks.emit.emitter import OK
+from otel_callbacks.handler.guard import failed, guarded
+from otel_callbacks.mapping import messages as _messages
+from otel_callbacks.mapping import response as _response
+from otel_callbacks.mapping import spans as _mapping
+from otel_callbacks.runs.context import leave
+
+if TYPE_CHECKING:
+    from otel_callbacks.emit.emitter import Emitter
+    from otel_callbacks.emit.metrics import GenAIMetrics
+    from otel_callbacks.mapping.content import ContentPolicy
+    from otel_callbacks.runs.registry import RunRecord, RunRegistry
+
+
+def _end(record: RunRecord) -> None:
+    """Restore the context and end the span; the span ends even if restoring fails."""
+    if record.borrowed:
+        return
+    try:
+        leave(record)
+    finally:
+        record.span.end()
+
+
+def _record_exception(span: Any, error: BaseException) -> None:
+    """The span's ``record_exception``, which calls ``str(error)`` unguarded; a fallback event if that raises."""
+    try:
+        span.record_exception(error, escaped=True)
+    except Exception:
+        span.add_event("exception", {"exception.type": _mapping.error_type(error),
+                                     "exception.message": "<unprintable exception>", "exception.escaped": True})
+
+
+class EndCallbacks:
+    """``on_*_end`` and ``on_*_error`` for chains, models, tools and retrievers."""
+
+    _runs: RunRegistry
+    _emit: Emitter
+    _policy: ContentPolicy
+    _capture: bool
+    _max_len: int
+    _metrics: GenAIMetrics | None
+    raise_error: bool
+
+    if TYPE_CHECKING:
+        def _set_json(self, record: RunRecord, key: str, value: Any) -> None: ...
+
+    def _finish(self, record: RunRecord) -> None:
+        """Totals, status OK, restore the context, end the span: whatever happened before, the span ends once."""
+        try:
+            if record.metric_attrs is not None and record.op != sc.OP_CHAT and record.op != sc.OP_TEXT_COMPLETION:
+                self._record_operation(record, None)
+            if record.recording:
+                if record.model_runs:
+                    self._emit.set_attributes(record.span, {
+                        sc.LC_USAGE_INPUT_TOKENS: min(record.input_tokens, _mapping.INT64_MAX),
+                        sc.LC_USAGE_OUTPUT_TOKENS: min(record.output_tokens, _mapping.INT64_MAX),
+                        sc.LC_USAGE_MODEL_RUNS: record.model_runs,
+                    })
+                record.span.set_status(OK)
+        finally:
+            _end(record)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        try:
+            record = self._runs.pop(run_id)
+            if record is None:
+                return
+            try:
+                if record.recording and self._capture:
+                    self._set_json(record, sc.LC_CHAIN_OUTPUTS, outputs)
+            finally:
+                self._finish(record)
+        except Exception as exc:
+            failed(self, "on_chain_end", exc)
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        try:
+            record = self._runs.pop(run_id)
+            if record is None or (record.borrowed and record.metric_attrs is None):
+                return  # unknown, or unsampled with no metrics to record: nothing to read from the response
+            try:
+                self._model_response(record, response)
+            finally:
+                self._finish(record)
+        except Exception as exc:
+            failed(self, "on_llm_end", exc)
+
+    def _model_response(self, record: RunRecord, response: Any) -> None:
+        """Usage totals, metrics and the response attributes of a model run that ended."""
+        attrs = _response.llm_response_attributes(response)
+        inp = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)
+        out = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
+        if inp or out:
+            self._runs.add_usage(record, inp, out)
+        if record.metric_attrs is not None:
+            self._record_model(record, attrs, None)
+        if not record.recording:
+            return
+        if record.chunks:
+            attrs[sc.GEN_AI_REQUEST_STREAM] = True
+            attrs[sc.LC_STREAM_CHUNK_COUNT] = record.chunks
+            if record.first_chunk_ns:
+                attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
+        self._emit.set_attributes(record.span, _mapping.clip_attributes(attrs, self._max_len))
+        if self._capture:
+            self._set_json(record, sc.GEN_AI_OUTPUT_MESSAGES, _messages.output_messages(response))
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        try:
+            record = self._runs.pop(run_id)
+            if record is None:
+                return
+            try:
+                if record.recording and self._capture:
+                    self._set_json(record, sc.GEN_AI_TOOL_CALL_RESULT, _messages.tool_result(output))
+            finally:
+                self._finish(record)
+        except Exception as exc:
+            failed(self, "on_tool_end", exc)
+
+    def on_retriever_end(
+        self, documents: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        try:
+            record = self._runs.pop(run_id)
+            if record is None:
+                return
+            try:
+                if record.recording and isinstance(documents, list):
+                    record.span.set_attribute(sc.LC_RETRIEVAL_DOCUMENT_COUNT, len(documents))
+                    if self._capture:
+                        self._set_json(record, sc.GEN_AI_RETRIEVAL_DOCUMENTS, _messages.documents(documents))
+            finally:
+                self._finish(record)
+        except Exception as exc:
+            failed(self, "on_retriever_end", exc)
+
+    def _error(self, error: BaseException, run_id: UUID) -> None:
+        record = self._runs.pop(run_id)
+        if record is None:
+            return
+        try:
+            control_flow = _mapping.is_control_flow(error)
+            if record.metric_attrs is not None and not control_flow:
+                if record.op == sc.OP_CHAT or record.op == sc.OP_TEXT_COMPLETION:
+                    self._record_model(record, {}, _mapping.error_type(error))
+                else:
+                    self._record_operation(record, _mapping.error_type(error))
+            if record.recording:
+                span = record.span
+                if control_flow:
+                    span.add_event(sc.EVENT_INTERRUPT, {"exception.type": _mapping.error_type(error)})
+                else:
+                    span.set_attribute(sc.ERROR_TYPE, _mapping.error_type(error)[: self._max_len])
+                    span.set_status(Status(StatusCode.ERROR, _mapping.error_description(error)))
+                    _record_exception(span, error)
+        finally:
+            _end(record)
+
+    @guarded
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error(error, run_id)
+
+    @guarded
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error(error, run_id)
+
+    @guarded
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error(error, run_id)
+
+    @guarded
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._error(error, run_id)
+
+    def _record_model(self, record: RunRecord, response_attrs: dict[str, Any], error: str | None) -> None:
+        metrics, attrs = self._metrics, record.metric_attrs
+        if metrics is None or attrs is None:
+            return
+        model = response_attrs.get(sc.GEN_AI_RESPONSE_MODEL)
+        if model:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+        now = time.monotonic_ns()
+        first = (record.first_chunk_ns - record.start_ns) / 1e9 if record.first_chunk_ns else None
+        metrics.model_end(attrs, (now - record.start_ns) / 1e9, response_attrs, error, first)
+
+    def _record_operation(self, record: RunRecord, error: str | None) -> None:
+        if self._metrics is not None and record.metric_attrs is not None:
+            seconds = (time.monotonic_ns() - record.start_ns) / 1e9
+            self._metrics.operation_end(record.op, record.metric_attrs, seconds, error)
+
+    def _evict(self, record: RunRecord) -> None:
+        try:
+            if record.recording:
+                record.span.set_attribute(sc.LC_EVICTED, True)
+                record.span.set_status(Status(StatusCode.ERROR, "run never ended; evicted to bound memory"))
+        finally:
+            _end(record)
