@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_callbacks.setup.env import resolve_settings
-from otel_callbacks.setup.tracing import setup_tracing, shutdown_bounded
+from otel_callbacks.setup.lifecycle import shutdown_bounded
+from otel_callbacks.setup.tracing import setup_tracing
 from tests._otlp_receiver import GrpcReceiver, HttpReceiver
 from tests.support import one_warning
 

@@ -1,7 +1,7 @@
 """``otel-callbacks`` command line: ``demo``, ``view`` and ``send``.
 
-Only argument parsing, file handling, printing and exit codes live here; trees come from ``_tree`` and parsing from
-``_exporters``. Exit codes: 0 success, 1 a problem with the data or backend (reported on stderr), 2 usage errors.
+Only argument parsing, file handling, printing and exit codes live here; trees come from ``cli.tree`` and parsing from
+``setup.exporters``. Exit codes: 0 success, 1 a problem with the data or backend (reported on stderr), 2 usage errors.
 
 Example:
     >>> # otel-callbacks demo
@@ -99,8 +99,9 @@ def _demo(args: argparse.Namespace) -> int:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from otel_callbacks.setup.lifecycle import shutdown_bounded
     from otel_callbacks.setup.metrics import build_meter_provider, resolve_metrics_settings
-    from otel_callbacks.setup.tracing import build_provider, shutdown_bounded
+    from otel_callbacks.setup.tracing import build_provider
 
     try:
         settings = resolve_settings(exporters=args.exporter, file_path=args.file, endpoint=args.endpoint,

@@ -2,7 +2,7 @@
 
 Same rules as tracing: argument > ``OTEL_*`` env > default, a bad env value warns once and falls back, a bad argument
 raises ``ValueError``, and pending metrics are flushed at exit for a bounded time. The env is read through
-``_settings`` only. Histograms keep the GenAI bucket boundaries that our instruments advise
+``setup.env`` only. Histograms keep the GenAI bucket boundaries that our instruments advise
 (``explicit_bucket_boundaries_advisory``); the SDK versions we require (>= 1.39) apply them for console and OTLP
 readers alike (the OTLP exporters honour advice since opentelemetry-python PRs 4434 and 4521), so no Views are needed.
 """
@@ -42,7 +42,7 @@ from otel_callbacks.setup.env import (
 )
 from otel_callbacks.setup.exporters import ConsoleMetricSummaryExporter
 from otel_callbacks.setup.exporters.otlp import DEFAULT_GRPC_ENDPOINT, GRPC, METRICS_PATH, make_otlp_metric_exporter
-from otel_callbacks.setup.tracing import make_resource, shutdown_at_exit
+from otel_callbacks.setup.lifecycle import make_resource, shutdown_at_exit
 
 logger = logging.getLogger("otel_callbacks.setup.tracing")
 

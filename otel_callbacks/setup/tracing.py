@@ -1,8 +1,8 @@
 """One-line tracing setup: resolve settings (argument > ``OTEL_*`` env > default), then build a ``TracerProvider``.
 
-The environment is read by ``_settings`` only. A bad env value logs one warning that names the variable and the
+Our variables are read by ``setup.env`` only. A bad env value logs one warning that names the variable and the
 valid values, then the default is used; a bad *argument* raises ``ValueError`` (as the OTel SDK does). Metrics are
-set up by the sibling ``setup_metrics`` (``_metrics_setup``), or from here with ``metrics=``.
+set up by the sibling ``setup_metrics`` (``setup.metrics``), or from here with ``metrics=``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import IO, Protocol
+from typing import IO
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -30,16 +30,11 @@ from opentelemetry.util.types import AttributeValue
 from otel_callbacks.setup.env import TracingSettings, metrics_exporter_env_set, resolve_settings
 from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 from otel_callbacks.setup.exporters.otlp import make_otlp_exporter
+from otel_callbacks.setup.lifecycle import make_resource, shutdown_at_exit
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "TracingSettings", "build_provider", "make_resource", "resolve_settings", "setup_tracing", "shutdown_bounded",
-]
-
-
-class _ShutsDown(Protocol):
-    def shutdown(self) -> object: ...
+__all__ = ["TracingSettings", "build_provider", "resolve_settings", "setup_tracing"]
 
 
 class _Provider(TracerProvider):
@@ -134,7 +129,7 @@ def setup_tracing(
         metrics = set_global and metrics_exporter_env_set()  # the OTel env variable states the intent
     meter_settings = None
     if metrics is not False:
-        # Imported here: _metrics_setup imports this module for the resource and the bounded shutdown.
+        # Imported here so that tracing-only programs never load the metrics SDK.
         from otel_callbacks.setup.metrics import build_meter_provider, resolve_for_tracing
 
         # Resolved before anything is built, so that a bad metrics argument leaves no half-installed setup.
@@ -181,38 +176,6 @@ def build_provider(
     return provider
 
 
-def make_resource(
-    service_name: str | None, resource_attributes: Mapping[str, AttributeValue] | None,
-    default_service_name: str | None = None,
-) -> Resource:
-    """Arguments over ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``; ``default_service_name`` over
-    the SDK's ``unknown_service``. Shared by traces and metrics so both carry the same resource."""
-    attributes: dict[str, AttributeValue] = dict(resource_attributes or {})
-    if service_name:
-        attributes["service.name"] = service_name
-    # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME; the settings layer has already warned
-    # about malformed pairs there, so the SDK's duplicate warning is filtered out for this one call.
-    sdk_logger = logging.getLogger("opentelemetry.sdk.resources")
-    duplicate = _DropMessages("Invalid key value resource attribute pair")
-    sdk_logger.addFilter(duplicate)
-    try:
-        resource = Resource.create(attributes)
-    finally:
-        sdk_logger.removeFilter(duplicate)
-    if default_service_name and str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({"service.name": default_service_name}))
-    return resource
-
-
-class _DropMessages(logging.Filter):
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self._prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self._prefix)
-
-
 def _make_exporter(name: str, settings: TracingSettings, console_out: IO[str] | None) -> SpanExporter | None:
     try:
         if name == "console":
@@ -253,43 +216,3 @@ def _install_global(provider: TracerProvider) -> None:
         )
         return
     trace.set_tracer_provider(provider)
-
-
-def shutdown_bounded(provider: _ShutsDown, timeout_millis: int, *, what: str = "spans") -> bool:
-    """Shut a tracer or meter ``provider`` down, flushing pending ``what``, but wait at most ``timeout_millis``.
-
-    Returns True if shutdown finished in time. An unreachable OTLP endpoint can otherwise hold a process for the
-    exporter's full retry budget; the shutdown runs in a daemon thread so the interpreter may exit regardless.
-
-    Example:
-        >>> # shutdown_bounded(provider, 2000)
-    """
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            provider.shutdown()
-        except Exception:  # telemetry failures are logged, never raised into the host
-            logger.exception("Error while shutting down the %s provider", type(provider).__name__)
-        finally:
-            done.set()
-
-    try:
-        threading.Thread(target=run, name="otel-callbacks-shutdown", daemon=True).start()
-    except RuntimeError:  # threads can no longer be started very late in interpreter shutdown
-        run()
-    if done.wait(max(timeout_millis, 0) / 1000):
-        return True
-    logger.warning(
-        "Gave up flushing %s after %d ms at shutdown; some %s may be lost "
-        "(raise OTEL_CALLBACKS_EXIT_TIMEOUT to wait longer).",
-        what, timeout_millis, what,
-    )
-    return False
-
-
-def shutdown_at_exit(ref: weakref.ref[_ShutsDown], timeout_millis: int, what: str = "spans") -> None:
-    """The atexit hook: a weak reference, so that registering it does not keep a discarded provider alive."""
-    provider = ref()
-    if provider is not None:
-        shutdown_bounded(provider, timeout_millis, what=what)
