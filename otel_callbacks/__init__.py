@@ -1,7 +1,7 @@
 """OpenTelemetry tracing for LangChain and LangGraph.
 
-``import otel_callbacks`` loads only what the handler needs; ``setup_tracing`` and ``setup_metrics`` (exporters,
-OTLP, the metrics SDK) load on first use.
+``import otel_callbacks`` loads only what the handler needs; ``setup_tracing``, ``setup_metrics`` (exporters, OTLP,
+the metrics SDK) and ``instrument`` load on first use.
 
 Example:
     >>> from otel_callbacks import OpenTelemetryCallbackHandler
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from otel_callbacks._version import __version__
 from otel_callbacks.handler import OpenTelemetryCallbackHandler
-from otel_callbacks.handler.instrument import instrument, uninstrument
 from otel_callbacks.mapping.content import ContentPolicy
 
 if TYPE_CHECKING:
+    from otel_callbacks.handler.instrument import instrument, uninstrument
     from otel_callbacks.setup.metrics import setup_metrics
     from otel_callbacks.setup.tracing import setup_tracing
 
@@ -32,7 +32,14 @@ __all__ = [
     "uninstrument",
 ]
 
-_LAZY = {"setup_tracing": "otel_callbacks.setup.tracing", "setup_metrics": "otel_callbacks.setup.metrics"}
+# Loaded on first use: setup pulls in exporters and the metrics SDK; instrument pulls in langchain-core's tracers
+# (and through them langsmith and the OpenTelemetry SDK, which raises at import on a malformed span-limit variable).
+_LAZY = {
+    "setup_tracing": "otel_callbacks.setup.tracing",
+    "setup_metrics": "otel_callbacks.setup.metrics",
+    "instrument": "otel_callbacks.handler.instrument",
+    "uninstrument": "otel_callbacks.handler.instrument",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -148,7 +148,7 @@ def on_ending_hook(processor: Any) -> Callable[[Any], None] | None:
     sdk = sdk_trace_module()
     base = getattr(sdk.SpanProcessor, "_on_ending", None) if sdk is not None else None
     hook = getattr(type(processor), "_on_ending", None)
-    if hook is None or hook is base:
+    if base is None or hook is None or hook is base:  # no such hook in this SDK: the SDK never calls one either
         return None
     return getattr(processor, "_on_ending", None)
 

@@ -123,10 +123,9 @@ def leave(record: RunRecord) -> None:
 def _in_callers_task(record: RunRecord) -> bool:
     """Whether the run was entered in the task its root run was entered in: the caller's own task (the root
     itself, or a LangGraph node run inline by an ``astream`` the caller iterates), whose context the caller goes
-    on with. A run entered anywhere else was entered in a copy made for some run's code."""
+    on with. A run entered anywhere else was entered in a copy made for some run's code. Outside asyncio (no
+    task) this is every run whose end could not reset its token: ends out of order, or in another thread."""
     task = record.task
-    if task is None:
-        return record.parent is None
     root = record
     while root.parent is not None:
         root = root.parent
