@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -382,3 +384,61 @@ class TestProcessLifecycle:
         assert result.returncode == 0, result.stderr
         assert "Gave up flushing spans after 500 ms" in result.stderr
         assert elapsed < 20
+
+    def test_exit_flush_starts_no_thread_at_exit(self) -> None:
+        """The exit flush keeps its bound where threads cannot be started at exit (Python 3.12+ refuses them in
+        atexit hooks): spans and metrics to a backend that never answers, each given up after its 500 ms."""
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+            start = time.monotonic()
+            result = run_script(f"""
+                import atexit, threading
+                from opentelemetry import metrics
+                from otel_callbacks.setup.tracing import setup_tracing
+                p = setup_tracing(["otlp"], endpoint={endpoint!r}, protocol="http/protobuf", timeout=30, metrics=True)
+                with p.get_tracer("t").start_as_current_span("root"):
+                    metrics.get_meter("t").create_counter("calls").add(1)
+
+                def refuse_threads():  # what Python 3.12+ does once the interpreter is finalizing
+                    def start(self):
+                        raise RuntimeError("can't create new thread at interpreter shutdown")
+                    threading.Thread.start = start
+
+                atexit.register(refuse_threads)  # runs before our exit flush: atexit is last-in, first-out
+            """, env={"OTEL_CALLBACKS_EXIT_TIMEOUT": "500"})
+            elapsed = time.monotonic() - start
+        assert result.returncode == 0, result.stderr
+        assert "Gave up flushing spans after 500 ms" in result.stderr
+        assert "Gave up flushing metrics after 500 ms" in result.stderr
+        assert elapsed < 20
+
+    def test_forked_child_flushes_at_its_exit(self, tmp_path: Path) -> None:
+        """A child forked after set-up has an exit flush of its own: its pending spans reach the file."""
+        path = tmp_path / "t.jsonl"
+        result = run_script(f"""
+            import os
+            from otel_callbacks.setup.tracing import setup_tracing
+            p = setup_tracing(["file"], file_path={str(path)!r})
+            pid = os.fork()
+            if pid == 0:
+                with p.get_tracer("t").start_as_current_span("pending-in-child"):
+                    pass
+            else:
+                assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        """, env={"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_CALLBACKS_EXIT_TIMEOUT": "10000"})
+        assert result.returncode == 0, result.stderr
+        assert "Gave up" not in result.stderr
+        assert "pending-in-child" in path.read_text()
+
+    def test_dropped_provider_is_not_kept_for_the_exit_flush(self) -> None:
+        """The exit flush holds its provider weakly: a provider the program drops is collected and its idle
+        flusher thread ends with it."""
+        before = set(threading.enumerate())
+        provider = setup_tracing("none", set_global=False)
+        (flusher,) = [t for t in threading.enumerate() if t not in before and t.name == "otel-callbacks-exit-flush"]
+        del provider
+        gc.collect()
+        flusher.join(10)
+        assert not flusher.is_alive()

@@ -1,17 +1,23 @@
 """What tracing and metrics set-up share about a provider's life: its resource, a bounded shutdown, the exit flush.
 
 An unreachable OTLP endpoint can hold ``shutdown()`` for the exporter's whole retry budget, so every shutdown we run
-happens on a daemon thread that we wait for at most a bound, after which the interpreter may exit regardless.
+happens on a daemon thread that we wait for at most a bound, after which the interpreter may exit regardless. At
+interpreter exit that thread cannot be started any more: Python 3.12 refuses new threads once finalization has begun,
+which includes atexit hooks. So each provider gets its exit flusher when it is built; the thread sleeps until the one
+exit hook wakes every flusher at once and waits for each up to its own bound.
 
 Example:
     >>> # provider = TracerProvider(resource=make_resource("my-app", None))
-    >>> # atexit.register(shutdown_at_exit, weakref.ref(provider), 5000, "spans")
+    >>> # flush_at_exit(provider, 5000, "spans")
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from typing import Protocol
@@ -21,7 +27,7 @@ from opentelemetry.util.types import AttributeValue
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ShutsDown", "make_resource", "shutdown_at_exit", "shutdown_bounded"]
+__all__ = ["ShutsDown", "flush_at_exit", "make_resource", "shutdown_bounded"]
 
 
 class ShutsDown(Protocol):
@@ -65,27 +71,48 @@ class _DropMessages(logging.Filter):
 def shutdown_bounded(provider: ShutsDown, timeout_millis: int, *, what: str = "spans") -> bool:
     """Shut a tracer or meter ``provider`` down, flushing pending ``what``, but wait at most ``timeout_millis``.
 
-    Returns True if shutdown finished in time. An unreachable OTLP endpoint can otherwise hold a process for the
-    exporter's full retry budget; the shutdown runs in a daemon thread so the interpreter may exit regardless.
+    Returns True if shutdown finished in time. For use while the interpreter runs (the CLI's explicit shutdown);
+    at exit the flusher that :func:`flush_at_exit` started beforehand does this job.
 
     Example:
         >>> # shutdown_bounded(provider, 2000)
     """
     done = threading.Event()
-
-    def run() -> None:
-        try:
-            provider.shutdown()
-        except Exception:  # telemetry failures are logged, never raised into the host
-            logger.exception("Error while shutting down the %s provider", type(provider).__name__)
-        finally:
-            done.set()
-
     try:
-        threading.Thread(target=run, name="otel-callbacks-shutdown", daemon=True).start()
-    except RuntimeError:  # threads can no longer be started very late in interpreter shutdown
-        run()
-    if done.wait(max(timeout_millis, 0) / 1000):
+        threading.Thread(target=_shut_down, args=(provider, done), name="otel-callbacks-shutdown", daemon=True).start()
+    except RuntimeError:  # called from the user's own atexit hook on 3.12+: no thread, so no bound either
+        _shut_down(provider, done)
+    return _waited(done, time.monotonic() + max(timeout_millis, 0) / 1000, timeout_millis, what)
+
+
+def flush_at_exit(provider: ShutsDown, timeout_millis: int, what: str) -> None:
+    """At interpreter exit, shut ``provider`` down (flushing pending ``what``) for at most ``timeout_millis``.
+
+    Only a weak reference to the provider is kept: a provider the program dropped is not kept alive for this, and its
+    flusher thread ends with it.
+    """
+    global _hook_registered
+    flusher = _ExitFlusher(provider, timeout_millis, what)
+    with _registry_lock:
+        if not _hook_registered:
+            # Registered with the first provider, not at import: atexit runs hooks last-in first-out, so hooks the
+            # program registers after its set-up (which may still end spans) run before this flush.
+            atexit.register(_flush_all_at_exit)
+            _hook_registered = True
+        _flushers.add(flusher)
+
+
+def _shut_down(provider: ShutsDown, done: threading.Event) -> None:
+    try:
+        provider.shutdown()
+    except Exception:  # telemetry failures are logged, never raised into the host
+        logger.exception("Error while shutting down the %s provider", type(provider).__name__)
+    finally:
+        done.set()
+
+
+def _waited(done: threading.Event, deadline: float, timeout_millis: int, what: str) -> bool:
+    if done.wait(max(deadline - time.monotonic(), 0)):
         return True
     logger.warning(
         "Gave up flushing %s after %d ms at shutdown; some %s may be lost "
@@ -95,8 +122,75 @@ def shutdown_bounded(provider: ShutsDown, timeout_millis: int, *, what: str = "s
     return False
 
 
-def shutdown_at_exit(ref: weakref.ref[ShutsDown], timeout_millis: int, what: str = "spans") -> None:
-    """The atexit hook: a weak reference, so that registering it does not keep a discarded provider alive."""
-    provider = ref()
-    if provider is not None:
-        shutdown_bounded(provider, timeout_millis, what=what)
+class _ExitFlusher:
+    """One provider's exit flush: a daemon thread, started now, that sleeps until ``wake`` and then shuts down."""
+
+    def __init__(self, provider: ShutsDown, timeout_millis: int, what: str) -> None:
+        self.timeout_millis = timeout_millis
+        self.what = what
+        self._ref = weakref.ref(provider, self._provider_gone)
+        self._start()
+
+    def _start(self) -> None:
+        self._wake = threading.Event()
+        self.done = threading.Event()
+        try:
+            threading.Thread(target=self._run, name="otel-callbacks-exit-flush", daemon=True).start()
+            self._threaded = True
+        except RuntimeError:  # set up from inside an atexit hook (3.12+); the exit flush then runs unbounded
+            self._threaded = False
+            _unthreaded.append(self)  # no thread holds it, and the registry holds it only weakly
+
+    def _provider_gone(self, _ref: object) -> None:
+        self._wake.set()  # nothing left to flush: let the thread end
+
+    def _run(self) -> None:
+        self._wake.wait()
+        provider = self._ref()
+        if provider is None:
+            self.done.set()
+            return
+        _shut_down(provider, self.done)
+
+    def wake(self) -> bool:
+        """Start the flush; False when the provider is gone and there is nothing to wait for."""
+        provider = self._ref()
+        if provider is None:
+            return False
+        if self._threaded:
+            self._wake.set()
+        else:
+            _shut_down(provider, self.done)
+        return True
+
+    def after_fork(self) -> None:
+        # The child inherits the flusher but not its thread (nor safely its events): start both anew.
+        if self._ref() is not None:
+            self._start()
+
+
+_registry_lock = threading.Lock()
+_flushers: weakref.WeakSet[_ExitFlusher] = weakref.WeakSet()  # the running thread keeps its flusher alive
+_unthreaded: list[_ExitFlusher] = []
+_hook_registered = False
+
+
+def _flush_all_at_exit() -> None:
+    """Wake every flusher first, so that tracing and metrics flush side by side, then wait for each to its bound."""
+    with _registry_lock:
+        flushers = list(_flushers)
+    start = time.monotonic()
+    woken = [f for f in flushers if f.wake()]
+    for flusher in woken:
+        _waited(flusher.done, start + max(flusher.timeout_millis, 0) / 1000, flusher.timeout_millis, flusher.what)
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()  # another thread may have held it at the fork
+    for flusher in list(_flushers):
+        flusher.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

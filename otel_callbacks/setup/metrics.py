@@ -9,10 +9,8 @@ readers alike (the OTLP exporters honour advice since opentelemetry-python PRs 4
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO
@@ -42,7 +40,7 @@ from otel_callbacks.setup.env import (
 )
 from otel_callbacks.setup.exporters import ConsoleMetricSummaryExporter
 from otel_callbacks.setup.exporters.otlp import DEFAULT_GRPC_ENDPOINT, GRPC, METRICS_PATH, make_otlp_metric_exporter
-from otel_callbacks.setup.lifecycle import make_resource, shutdown_at_exit
+from otel_callbacks.setup.lifecycle import flush_at_exit, make_resource
 
 logger = logging.getLogger("otel_callbacks.setup.tracing")
 
@@ -215,7 +213,7 @@ def build_meter_provider(
     for item in extra:
         readers.append(item if isinstance(item, MetricReader) else _periodic(item, settings))
     provider = _MeterProvider(readers, make_resource(service_name, resource_attributes, default_service_name))
-    atexit.register(shutdown_at_exit, weakref.ref(provider), settings.exit_timeout_millis, "metrics")
+    flush_at_exit(provider, settings.exit_timeout_millis, "metrics")
     if set_global:
         _install_global(provider)
     return provider

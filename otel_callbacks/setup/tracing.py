@@ -7,11 +7,9 @@ set up by the sibling ``setup_metrics`` (``setup.metrics``), or from here with `
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import IO
 
@@ -30,7 +28,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_callbacks.setup.env import TracingSettings, metrics_exporter_env_set, resolve_settings
 from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 from otel_callbacks.setup.exporters.otlp import make_otlp_exporter
-from otel_callbacks.setup.lifecycle import make_resource, shutdown_at_exit
+from otel_callbacks.setup.lifecycle import flush_at_exit, make_resource
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +168,7 @@ def build_provider(
         provider.add_span_processor(SimpleSpanProcessor(exporter) if sync else _batch(exporter, settings))
     for exporter in extra_exporters:
         provider.add_span_processor(_batch(exporter, settings) if batch else SimpleSpanProcessor(exporter))
-    atexit.register(shutdown_at_exit, weakref.ref(provider), settings.exit_timeout_millis)
+    flush_at_exit(provider, settings.exit_timeout_millis, "spans")
     if set_global:
         _install_global(provider)
     return provider
