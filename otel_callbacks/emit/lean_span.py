@@ -155,7 +155,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         return events
 
     def get_span_context(self) -> SpanContext:
-        return self._context
+        return self._context  # type: ignore[return-value]  # ReadableSpan types it optional; ours always has one
 
     def is_recording(self) -> bool:
         return self._end_time is None
@@ -320,7 +320,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         # A snapshot as the SDK hands processors: a lean span holds its tracer, whose processors hold locks.
         return ReadableSpan(
             name=self._name, context=self._context, parent=self._parent, resource=self._resource,
-            attributes=copy.deepcopy(dict(self.attributes), memo), events=copy.deepcopy(tuple(self.events), memo),
+            attributes=copy.deepcopy(dict(self.attributes or {}), memo), events=copy.deepcopy(tuple(self.events), memo),
             links=copy.deepcopy(tuple(self.links), memo), kind=self._kind, status=self._status,
             start_time=self._start_time, end_time=self._end_time, instrumentation_scope=self._instrumentation_scope,
         )

@@ -28,7 +28,7 @@ EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
 INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
 
 # Attributes of a model run's start that metrics carry (low cardinality, as the conventions list them).
-METRIC_START_KEYS: Final = (
+METRIC_START_KEYS: Final[tuple[str, ...]] = (
     sc.GEN_AI_OPERATION_NAME,
     sc.GEN_AI_PROVIDER_NAME,
     sc.GEN_AI_REQUEST_MODEL,

@@ -130,7 +130,8 @@ def tool_definitions(invocation_params: Any) -> list[dict[str, Any]]:
     for tool in tools if isinstance(tools, list) else ():
         if not isinstance(tool, Mapping):
             continue
-        fn = tool.get("function") if isinstance(tool.get("function"), Mapping) else tool
+        function = tool.get("function")
+        fn: Mapping[str, Any] = function if isinstance(function, Mapping) else tool
         out.append({"type": tool.get("type") or "function", "name": fn.get("name"),
                     "description": fn.get("description") or "",
                     "parameters": fn.get("parameters") or fn.get("input_schema")})
