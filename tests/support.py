@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
+import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -11,7 +14,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.language_models.llms import LLM
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import GenerationChunk
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import Span as SdkSpan
 
 
 class SpanTree:
@@ -120,3 +124,212 @@ def one_warning(caplog: Any) -> str:
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, warnings
     return warnings[0]
+
+
+# --- the span audit: every span the handler starts is ended exactly once, on either emission path ---------------------
+# The handler emits through the SDK's own Span ("sdk", OTEL_CALLBACKS_LEAN_SPANS=false) or through lean spans ("fast",
+# the default). The two log a misuse on different loggers, and a second end() returns before any span processor runs
+# on both, so the audit is a span processor (starts and ends by span id) plus a log tap on every logger.
+LEAN_SPANS_ENV = "OTEL_CALLBACKS_LEAN_SPANS"
+EMISSION_PATHS = ("fast", "sdk")  # named as conftest.PATHS names them
+
+
+def available_emission_paths() -> tuple[str, ...]:
+    """The paths this SDK has, as ``conftest.PATHS``: the fast path only on SDK versions it is proven on (elsewhere
+    the handler takes the SDK path by design, and ``test_compat`` fails for the version)."""
+    from otel_callbacks.emit import compat
+
+    return EMISSION_PATHS if compat.fast_path_proven() else ("sdk",)
+# "Calling end() on an ended span.", "Setting attribute on ended span.", "Tried calling add_event on an ended span."
+ENDED_SPAN = re.compile(r"\bended span\b", re.IGNORECASE)
+
+
+def use_emission_path(monkeypatch: Any, path: str) -> None:
+    """Make the handlers created after this call emit on ``path``: "fast" (the default: variable unset) or "sdk"."""
+    if path == "sdk":
+        monkeypatch.setenv(LEAN_SPANS_ENV, "false")
+    elif path == "fast":
+        monkeypatch.delenv(LEAN_SPANS_ENV, raising=False)
+    else:
+        raise ValueError(f"unknown emission path {path!r}")
+
+
+def emission_path_of(span: Any) -> str:
+    """The path a live span (as a processor's ``on_start`` gets it) came from. Not decidable from finished spans:
+    the SDK hands ``on_end`` and exporters a plain ``ReadableSpan`` copy, the fast path the lean span itself."""
+    return "sdk" if isinstance(span, SdkSpan) else "fast"
+
+
+class LogTap(logging.Handler):
+    """Every WARNING-or-worse record from any logger while entered (``with LogTap() as tap:``).
+
+    Attached to the root logger and to every logger that does not propagate (a test may stop ``otel_callbacks``
+    propagating to keep the guard's expected warnings quiet), so a record reaches it once wherever it is logged.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+        self._attached: list[logging.Logger] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> LogTap:
+        known = list(logging.root.manager.loggerDict.values())
+        self._attached = [logging.root, *(lg for lg in known if isinstance(lg, logging.Logger) and not lg.propagate)]
+        for lg in self._attached:
+            lg.addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for lg in self._attached:
+            lg.removeHandler(self)
+        self._attached = []
+
+    def messages(self, pattern: re.Pattern[str] | None = None) -> list[str]:
+        """``"logger: message"`` of each record (whose message matches ``pattern``, if given)."""
+        out = []
+        for record in list(self.records):
+            try:
+                message = record.getMessage()
+            except Exception as exc:  # a malformed record is still a record
+                message = f"<unformattable: {exc!r}> {record.msg!r}"
+            if pattern is None or pattern.search(message):
+                out.append(f"{record.name}: {message}")
+        return out
+
+
+class SpanAudit(SpanProcessor):
+    """A span processor and a :class:`LogTap`: which spans started and ended (by span id, thread-safe), and what
+    was logged about ended spans from any logger, while entered (``with SpanAudit("fast") as audit:``).
+
+    ``path`` is the emission path the test meant to use; :meth:`assert_path` checks the started spans came from it,
+    so a silent fallback to the other path cannot make a parametrization a duplicate.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        self.started: dict[int, str] = {}
+        self.paths: Counter[str] = Counter()
+        self.ended: Counter[int] = Counter()
+        self.finished: list[ReadableSpan] = []
+        self.logs = LogTap()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> SpanAudit:
+        self.logs.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.logs.__exit__(*exc_info)
+
+    # the processor
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        with self._lock:
+            self.started[span.context.span_id] = span.name
+            self.paths[emission_path_of(span)] += 1
+
+    def on_end(self, span: ReadableSpan) -> None:
+        with self._lock:
+            self.ended[span.context.span_id] += 1
+            self.finished.append(span)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    # the findings
+    def unended(self) -> list[str]:
+        with self._lock:
+            return [name for sid, name in self.started.items() if sid not in self.ended]
+
+    def ended_twice(self) -> list[str]:
+        """Spans handed to ``on_end`` more than once, or ended without having started."""
+        with self._lock:
+            return [f"{self.started.get(sid, '<never started>')} x{n}" for sid, n in self.ended.items()
+                    if n != 1 or sid not in self.started]
+
+    def ended_span_warnings(self) -> list[str]:
+        return self.logs.messages(ENDED_SPAN)
+
+    def problems(self) -> list[str]:
+        """Everything that breaks "each started span ended exactly once", as text; empty when all is well."""
+        return ([f"started, never ended: {n}" for n in self.unended()]
+                + [f"ended more than once: {n}" for n in self.ended_twice()]
+                + [f"logged: {m}" for m in self.ended_span_warnings()])
+
+    def one(self, name: str) -> ReadableSpan:
+        found = [s for s in self.finished if s.name == name]
+        assert len(found) == 1, f"expected one {name!r}, got {[s.name for s in self.finished]}"
+        return found[0]
+
+    def names(self) -> list[str]:
+        return sorted(s.name for s in self.finished)
+
+    def assert_path(self) -> None:
+        assert self.path is not None, "no intended path given"
+        assert self.paths, "no span started: cannot tell which path emitted"
+        assert set(self.paths) == {self.path}, f"meant the {self.path} path, spans came from {dict(self.paths)}"
+
+    def assert_balanced(self) -> None:
+        """At least one span, every one started ended exactly once, nothing logged about ended spans, and (when
+        the audit knows the intended path) the spans came from it."""
+        assert self.started, "no span started: nothing to balance"
+        assert self.problems() == []
+        if self.path is not None:
+            self.assert_path()
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def invalid_attribute(value: Any) -> str | None:
+    """Why ``value`` is not a valid OpenTelemetry attribute value (primitive or homogeneous sequence), else None."""
+    if isinstance(value, bool | str):
+        return None
+    if isinstance(value, int):
+        return None if INT64_MIN <= value <= INT64_MAX else f"int out of int64 range ({len(str(value))} digits)"
+    if isinstance(value, float):
+        return None
+    if isinstance(value, tuple | list):
+        kinds = {bool if isinstance(v, bool) else type(v) for v in value}
+        if len(kinds) > 1:
+            return f"heterogeneous sequence {sorted(k.__name__ for k in kinds)}"
+        for item in value:
+            if isinstance(item, tuple | list):
+                return "nested sequence"
+            why = invalid_attribute(item)
+            if why:
+                return why
+        return None
+    return f"type {type(value).__name__}"
+
+
+def attribute_problems(spans: Iterable[ReadableSpan], max_len: int, *, skip_exception_events: bool = True
+                       ) -> list[str]:
+    """Invalid types and over-long strings among span and span-event attributes.
+
+    The SDK's own ``exception`` event (message, stacktrace) is skipped by default: we do not write those values.
+    """
+    problems: list[str] = []
+
+    def check(where: str, attrs: Any) -> None:
+        for key, value in (attrs or {}).items():
+            why = invalid_attribute(value)
+            if why:
+                problems.append(f"{where} {key}: {why}")
+                continue
+            for item in value if isinstance(value, tuple | list) else (value,):
+                if isinstance(item, str) and len(item) > max_len:
+                    problems.append(f"{where} {key}: {len(item)} chars > {max_len}")
+
+    for span in spans:
+        check(span.name[:60], span.attributes)
+        for event in span.events:
+            if skip_exception_events and event.name == "exception":
+                continue
+            check(f"{span.name[:60]}/{event.name}", event.attributes)
+    return problems

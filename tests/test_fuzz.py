@@ -5,15 +5,19 @@ ends twice, errors after ends, events for unknown runs, children of ended parent
 nested JSON, bytes, NaN/inf, huge ints, cycles, objects whose ``str``/``repr``/``__json__`` raise, pydantic models,
 a fixed 5 MB string and generators (which must never be consumed).
 
-``test_fuzz_contract`` runs with ``raise_error=True`` (so the handler's own code must not raise) and checks, per
-sequence: every attribute value a valid OTel type, every started span ended exactly once, no value longer than
-``max_value_length``, no content recorded while capture is off, no SDK complaint, generators untouched.
+Both tests run on both emission paths (lean spans, "fast", where the installed SDK has it, and the SDK's own Span)
+and check that the spans came from the path meant. ``test_fuzz_contract`` runs with ``raise_error=True`` (so the
+handler's own code must not raise) and checks, per sequence: every attribute value a valid OTel type, every started
+span ended exactly once (the ``SpanAudit``: by span id, and no "ended span" warning from any logger), no value
+longer than ``max_value_length``, no content recorded while capture is off, no warning from anyone, generators
+untouched, no span left current in the caller's context once every run ended.
 
 Values that trigger the known bugs pinned in ``test_robustness.py`` (ints past 4300 digits or int64 in model
 parameters/usage/metadata, unprintable objects inside chat messages, exceptions whose ``str`` raises, over-long
 identifiers) are kept out of ``test_fuzz_contract``'s pool - see ``AVOID_KNOWN_BUGS``; set it to False once they are
 fixed. ``test_fuzz_full_pool_never_raises`` uses the full pool with the default ``raise_error=False`` and checks
-the properties that hold despite them: nothing raises, nothing leaks while capture is off.
+the properties that hold despite them: nothing raises, every span ended exactly once, nothing leaks while capture
+is off.
 """
 
 from __future__ import annotations
@@ -29,18 +33,19 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
 
 from otel_callbacks import OpenTelemetryCallbackHandler
-from otel_callbacks.runs import registry as _runs
+from tests.support import SpanAudit, attribute_problems, available_emission_paths, use_emission_path
 from tests.test_handler import CONTENT_KEYS
-from tests.test_robustness import Ledger, SdkWarnings, attribute_problems
 
 AVOID_KNOWN_BUGS = False  # the bugs it once avoided are fixed; the pins stay as tests in test_robustness.py
 
@@ -98,6 +103,8 @@ class Stats:
 
     examples = 0
     events = 0
+    paths: Counter[str] = Counter()  # spans started, by the emission path they came from  # noqa: RUF012
+    left_current: Any = None  # the current span once a sequence's runs all ended
     generators: list[Generator[Any, None, None]] = []  # noqa: RUF012 - reset per example
 
 
@@ -397,38 +404,44 @@ def ops(*, known_bugs: bool) -> st.SearchStrategy[Op]:
 
 
 # --- running a sequence -----------------------------------------------------------------------------------------------
-def run_sequence(sequence: list[Op], *, capture: bool, max_len: int, raise_error: bool
-                 ) -> tuple[Ledger, SdkWarnings, OpenTelemetryCallbackHandler]:
-    ledger = Ledger()
+def run_sequence(sequence: list[Op], *, path: str, capture: bool, max_len: int, raise_error: bool
+                 ) -> tuple[SpanAudit, OpenTelemetryCallbackHandler]:
+    """Run ``sequence`` on a fresh provider and handler (emitting on ``path``, which the caller has selected) under
+    a :class:`SpanAudit`; checks the spans came from ``path``."""
+    audit = SpanAudit(path)
     provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(ledger)
+    provider.add_span_processor(audit)
     handler = OpenTelemetryCallbackHandler(provider, capture_content=capture, max_value_length=max_len)
     handler.raise_error = raise_error
     ids = [uuid4() for _ in range(POOL)]
-    warnings = SdkWarnings()
-    sdk_loggers = [logging.getLogger(n) for n in ("opentelemetry.sdk.trace", "opentelemetry.attributes")]
-    for lg in sdk_loggers:
-        lg.addHandler(warnings)
+    caller_context = otel_context.get_current()
     try:
-        for op in sequence:
-            op(handler, ids)
-        Stats.events += len(sequence)
-        # close what the sequence left open, as the end of the application's run would
+        with audit:
+            for op in sequence:
+                op(handler, ids)
+            Stats.events += len(sequence)
+            # close what the sequence left open, as the end of the application's run would
+            for run_id in ids:
+                handler.on_chain_end({}, run_id=run_id)
+        Stats.left_current = trace.get_current_span()  # checked by the caller: every run ended, nothing current
+    except BaseException:
+        handler.raise_error = False  # on failure, leave no run open for the next example
         for run_id in ids:
             handler.on_chain_end({}, run_id=run_id)
+        raise
     finally:
-        for lg in sdk_loggers:
-            lg.removeHandler(warnings)
-        for run_id in ids:  # on failure, do not leave runs in the process-wide registry
-            _runs._OPEN.pop(run_id.int, None)
+        otel_context.attach(caller_context)  # whatever happened, the next example starts from a clean context
         provider.shutdown()
+    if audit.started:
+        audit.assert_path()
+    Stats.paths.update(audit.paths)
     Stats.examples += 1
-    return ledger, warnings, handler
+    return audit, handler
 
 
-def leaked_content(ledger: Ledger) -> list[str]:
+def leaked_content(audit: SpanAudit) -> list[str]:
     found = []
-    for span in ledger.finished:
+    for span in audit.finished:
         attrs = dict(span.attributes or {})
         found += [f"{span.name}: {k}" for k in attrs if k in CONTENT_KEYS]
         found += [f"{span.name}: {k} has the canary" for k, v in attrs.items() if CANARY in repr(v)]
@@ -446,46 +459,84 @@ FULL_SEQUENCES = st.lists(ops(known_bugs=True), min_size=8, max_size=40)
 MAX_LEN = st.sampled_from([64, 300, 16 * 1024])
 # No shrink phase: with 5 MB values and 40-callback sequences shrinking takes minutes; the failing sequence is
 # reported as generated (Op reprs are readable, big values print as their size).
-FUZZ = settings(max_examples=400, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
+# Examples per emission path: both tests on both paths take 20-40 s on a (shared) 2-core machine.
+CONTRACT_EXAMPLES = 300
+FULL_POOL_EXAMPLES = 150
+FUZZ = settings(max_examples=CONTRACT_EXAMPLES, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
                 report_multiple_bugs=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+# Sequences that random generation rarely builds and that broke a property once: run first, on both paths.
+# Siblings ended in the order they started: the first one's span stayed current in the caller's context after every
+# run had ended (ba0bc81).
+SIBLINGS_END_IN_START_ORDER = [
+    Op("on_chain_start", 0, ({"name": "root"}, {})),
+    Op("on_tool_start", 1, ({"name": "a"}, "x"), parent=0),
+    Op("on_tool_start", 2, ({"name": "b"}, "x"), parent=0),
+    Op("on_tool_end", 1, ("y",)),
+    Op("on_tool_end", 2, ("y",)),
+]
+
+
 @FUZZ
 @given(sequence=SEQUENCES, capture=st.booleans(), max_len=MAX_LEN)
-def _contract(sequence: list[Op], capture: bool, max_len: int) -> None:
+@example(sequence=SIBLINGS_END_IN_START_ORDER, capture=False, max_len=300)
+def _contract(path: str, sequence: list[Op], capture: bool, max_len: int) -> None:
     Stats.generators.clear()
-    ledger, warnings, handler = run_sequence(sequence, capture=capture, max_len=max_len, raise_error=True)
-    assert ledger.unended() == [], "spans started and never ended"
-    assert ledger.ended_twice() == [], "spans ended more than once"
+    audit, handler = run_sequence(sequence, path=path, capture=capture, max_len=max_len, raise_error=True)
+    assert audit.problems() == [], "a span not ended exactly once"
     assert handler.open_runs == 0
-    assert attribute_problems(ledger.finished, max_len) == []
-    assert warnings.messages == [], "the SDK complained (ended twice, written after end, invalid attribute)"
+    assert Stats.left_current is trace.INVALID_SPAN, "a span left current in the caller's context"
+    assert attribute_problems(audit.finished, max_len) == []
+    # from any logger: the SDK's or the lean spans' "ended span" warnings, invalid attributes, the guard (which
+    # re-raises here, so it has nothing to say)
+    assert audit.logs.messages() == [], "something complained"
     if not capture:
-        assert leaked_content(ledger) == []
+        assert leaked_content(audit) == []
     assert all(inspect.getgeneratorstate(g) == inspect.GEN_CREATED for g in Stats.generators), "generator consumed"
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=FULL_POOL_EXAMPLES)
 @given(sequence=FULL_SEQUENCES, max_len=MAX_LEN)
-def _full_pool(sequence: list[Op], max_len: int) -> None:
+def _full_pool(path: str, sequence: list[Op], max_len: int) -> None:
     Stats.generators.clear()
-    ledger, _, handler = run_sequence(sequence, capture=False, max_len=max_len, raise_error=False)
-    assert leaked_content(ledger) == []
+    audit, handler = run_sequence(sequence, path=path, capture=False, max_len=max_len, raise_error=False)
+    assert audit.problems() == [], "a span not ended exactly once"  # the guard's failures included
+    assert leaked_content(audit) == []
     assert handler.open_runs == 0
+    assert Stats.left_current is trace.INVALID_SPAN, "a span left current in the caller's context"
     assert all(inspect.getgeneratorstate(g) == inspect.GEN_CREATED for g in Stats.generators), "generator consumed"
+
+
+@pytest.fixture(name="path", params=available_emission_paths())
+def _path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both tests run on both emission paths; ``run_sequence`` checks the spans came from the one meant."""
+    use_emission_path(monkeypatch, request.param)
+    return str(request.param)
 
 
 @pytest.fixture(name="stats")
 def _stats() -> Iterator[type[Stats]]:
     Stats.examples = Stats.events = 0
+    Stats.paths = Counter()
     yield Stats
 
 
-def test_fuzz_contract(stats: type[Stats]) -> None:
-    _contract()
-    print(f"\nfuzz contract (raise_error=True): {stats.events} callbacks in {stats.examples} sequences")
-    assert stats.events >= 3000
+def assert_fuzzed(stats: type[Stats], path: str, *, examples: int) -> None:
+    """The examples ran (hypothesis may skip a few that overrun its buffer), whole sequences, and started spans only
+    on ``path``, many of them."""
+    assert stats.examples >= examples // 2
+    assert stats.events >= 8 * stats.examples  # sequences are 8 to 40 callbacks long
+    assert set(stats.paths) == {path}, dict(stats.paths)
+    assert stats.paths[path] >= stats.examples  # ~3 spans per sequence
+
+
+def test_fuzz_contract(stats: type[Stats], path: str) -> None:
+    _contract(path)
+    print(f"\nfuzz contract ({path} path, raise_error=True): {stats.events} callbacks in {stats.examples} "
+          f"sequences, {stats.paths[path]} spans")
+    assert_fuzzed(stats, path, examples=CONTRACT_EXAMPLES)
 
 
 class GuardLog(logging.Handler):
@@ -500,16 +551,17 @@ class GuardLog(logging.Handler):
         self.kinds[f"{record.args[0] if record.args else '?'}: {type(exc).__name__}"] += 1
 
 
-def test_fuzz_full_pool_never_raises(stats: type[Stats]) -> None:
+def test_fuzz_full_pool_never_raises(stats: type[Stats], path: str) -> None:
     logger = logging.getLogger("otel_callbacks")
     guard_log, propagate = GuardLog(), logger.propagate
     logger.addHandler(guard_log)
     logger.propagate = False  # the known bugs are logged once per kind and handler: expected, and noisy
     try:
-        _full_pool()
+        _full_pool(path)
     finally:
         logger.removeHandler(guard_log)
         logger.propagate = propagate
-    print(f"\nfuzz full pool (raise_error=False): {stats.events} callbacks in {stats.examples} sequences; "
+    print(f"\nfuzz full pool ({path} path, raise_error=False): {stats.events} callbacks in {stats.examples} "
+          f"sequences, {stats.paths[path]} spans; "
           f"failures contained by the guard: {dict(guard_log.kinds.most_common())}")
-    assert stats.events >= 1000
+    assert_fuzzed(stats, path, examples=FULL_POOL_EXAMPLES)

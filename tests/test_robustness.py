@@ -2,6 +2,13 @@
 from the handler reaches the caller, every span it starts is ended exactly once, and internal failures are logged
 once per kind.
 
+Every test runs on both emission paths, lean spans ("fast", where the installed SDK has it) and the SDK's own Span
+("sdk"), and the spans are audited the same way on both (``tests.support.SpanAudit``): by span id in a span
+processor (each started span ended exactly once), and by a log tap on every logger (the two paths log "Calling end()
+on an ended span." on different loggers, and a second ``end()`` returns before any processor runs).
+``test_audit_catches_a_double_end`` proves the audit sees a double end on each path. After each test nothing may be
+left current in the caller's context.
+
 Most tests run the handler with ``raise_error=True`` (the guard re-raises), so they prove the handler's own code does
 not raise, not merely that the guard swallows it. The tests about broken internals run with the default
 ``raise_error=False`` and check the guard: nothing raises, spans still end, one warning per kind.
@@ -11,7 +18,9 @@ Bugs found by fuzzing are pinned by the ``test_bug_*`` tests at the end of this 
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -24,149 +33,49 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables import RunnableLambda
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import StatusCode
 
 from otel_callbacks import OpenTelemetryCallbackHandler
-from otel_callbacks.runs import registry as _runs
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+from tests.support import SpanAudit, attribute_problems, available_emission_paths, use_emission_path
 
 
-class Ledger(SpanProcessor):
-    """Counts span starts and ends by span id (thread-safe); keeps the finished spans."""
-
-    def __init__(self) -> None:
-        self.started: dict[int, str] = {}
-        self.ended: Counter[int] = Counter()
-        self.finished: list[ReadableSpan] = []
-        self._lock = threading.Lock()
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        with self._lock:
-            self.started[span.context.span_id] = span.name
-
-    def on_end(self, span: ReadableSpan) -> None:
-        with self._lock:
-            self.ended[span.context.span_id] += 1
-            self.finished.append(span)
-
-    def unended(self) -> list[str]:
-        with self._lock:
-            return [name for sid, name in self.started.items() if sid not in self.ended]
-
-    def ended_twice(self) -> list[int]:
-        with self._lock:
-            return [sid for sid, n in self.ended.items() if n != 1]
-
-    def one(self, name: str) -> ReadableSpan:
-        found = [s for s in self.finished if s.name == name]
-        assert len(found) == 1, f"expected one {name!r}, got {[s.name for s in self.finished]}"
-        return found[0]
-
-    def assert_balanced(self) -> None:
-        assert self.unended() == [], "spans started but never ended"
-        assert self.ended_twice() == [], "spans ended more than once"
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-class SdkWarnings(logging.Handler):
-    """SDK warnings that mean we misused a span: ended twice, written after end, invalid attribute."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def invalid_attribute(value: Any) -> str | None:
-    """Why ``value`` is not a valid OpenTelemetry attribute value (primitive or homogeneous sequence), else None."""
-    if isinstance(value, bool | str):
-        return None
-    if isinstance(value, int):
-        return None if INT64_MIN <= value <= INT64_MAX else f"int out of int64 range ({len(str(value))} digits)"
-    if isinstance(value, float):
-        return None
-    if isinstance(value, tuple | list):
-        kinds = {bool if isinstance(v, bool) else type(v) for v in value}
-        if len(kinds) > 1:
-            return f"heterogeneous sequence {sorted(k.__name__ for k in kinds)}"
-        for item in value:
-            if isinstance(item, tuple | list):
-                return "nested sequence"
-            why = invalid_attribute(item)
-            if why:
-                return why
-        return None
-    return f"type {type(value).__name__}"
-
-
-def attribute_problems(spans: list[ReadableSpan], max_len: int, *, skip_exception_events: bool = True) -> list[str]:
-    """Invalid types and over-long strings among span and span-event attributes.
-
-    The SDK's own ``exception`` event (message, stacktrace) is skipped by default: we do not write those values.
-    """
-    problems: list[str] = []
-
-    def check(where: str, attrs: Any) -> None:
-        for key, value in (attrs or {}).items():
-            why = invalid_attribute(value)
-            if why:
-                problems.append(f"{where} {key}: {why}")
-                continue
-            for item in value if isinstance(value, tuple | list) else (value,):
-                if isinstance(item, str) and len(item) > max_len:
-                    problems.append(f"{where} {key}: {len(item)} chars > {max_len}")
-
-    for span in spans:
-        check(span.name[:60], span.attributes)
-        for event in span.events:
-            if skip_exception_events and event.name == "exception":
-                continue
-            check(f"{span.name[:60]}/{event.name}", event.attributes)
-    return problems
+@pytest.fixture(name="path", autouse=True, params=available_emission_paths())
+def _path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both emission paths, chosen before any handler is made; ``SpanAudit.assert_path`` checks
+    the spans really came from the one meant."""
+    use_emission_path(monkeypatch, request.param)
+    return str(request.param)
 
 
 @pytest.fixture(name="ledger")
-def _ledger() -> Ledger:
-    return Ledger()
+def _ledger(path: str) -> Iterator[SpanAudit]:
+    with SpanAudit(path) as audit:
+        yield audit
+    # a safety net for a test that forgets assert_balanced: a double end is an error of any test
+    assert audit.ended_twice() == [] and audit.ended_span_warnings() == []
 
 
 @pytest.fixture(name="provider")
-def _provider(ledger: Ledger) -> Iterator[TracerProvider]:
+def _provider(ledger: SpanAudit) -> Iterator[TracerProvider]:
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(ledger)
     yield provider
     provider.shutdown()
 
 
-@pytest.fixture(name="sdk_warnings")
-def _sdk_warnings() -> Iterator[SdkWarnings]:
-    capture = SdkWarnings()
-    loggers = [logging.getLogger(name) for name in ("opentelemetry.sdk.trace", "opentelemetry.attributes")]
-    for lg in loggers:
-        lg.addHandler(capture)
-    yield capture
-    for lg in loggers:
-        lg.removeHandler(capture)
-
-
 @pytest.fixture(autouse=True)
-def _no_leaked_open_runs() -> Iterator[None]:
-    """Runs a test leaves open stay in the process-wide registry; drop them so other tests are unaffected."""
-    before = set(_runs._OPEN)
+def _caller_context_restored() -> Iterator[None]:
+    """Once a test's runs have ended, the caller's context is as it was: no span left current. Checked after each
+    test (a failure names the test that left one), and restored so that one leak cannot make later tests fail."""
+    before = otel_context.get_current()
     yield
-    for run_id in set(_runs._OPEN) - before:
-        _runs._OPEN.pop(run_id, None)
+    leaked = trace.get_current_span()
+    otel_context.attach(before)
+    assert leaked is trace.get_current_span(before), f"the test left {leaked!r} current in the caller's context"
 
 
 def make_handler(provider: TracerProvider, *, capture: bool = False, raise_error: bool = True,
@@ -217,7 +126,7 @@ def every_run_kind(handler: OpenTelemetryCallbackHandler, *, error: bool = False
 
 # --- odd arguments ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("capture", [False, True], ids=["capture-off", "capture-on"])
-def test_none_wherever_a_dict_or_list_is_expected(provider, ledger, sdk_warnings, capture: bool) -> None:
+def test_none_wherever_a_dict_or_list_is_expected(provider, ledger, capture: bool) -> None:
     handler = make_handler(provider, capture=capture)
     ids = [uuid4() for _ in range(5)]
     handler.on_chain_start(None, None, run_id=ids[0], parent_run_id=None, tags=None, metadata=None)
@@ -241,8 +150,9 @@ def test_none_wherever_a_dict_or_list_is_expected(provider, ledger, sdk_warnings
     assert len(ledger.finished) == 5
     ledger.assert_balanced()
     assert handler.open_runs == 0
+    assert trace.get_current_span() is trace.INVALID_SPAN  # every run ended: nothing left current
     assert attribute_problems(ledger.finished, handler._max_len) == []
-    assert sdk_warnings.messages == []
+    assert ledger.logs.messages() == []  # from any logger: no SDK or lean-span complaint
 
 
 def test_run_ids_that_are_not_uuids(provider, ledger, caplog) -> None:
@@ -259,12 +169,13 @@ def test_run_ids_that_are_not_uuids(provider, ledger, caplog) -> None:
             handler.on_chain_end({}, run_id="run-1")  # type: ignore[arg-type]
     (span,) = ledger.finished
     assert span.parent is None
+    ledger.assert_balanced()
     warned = [r.getMessage() for r in caplog.records if r.name == "otel_callbacks"]
     assert len(warned) == 3 and all("failed (AttributeError)" in m for m in warned)  # once per callback kind
     assert handler.open_runs == 0
 
 
-def test_odd_shapes_in_every_argument(provider, ledger, sdk_warnings) -> None:
+def test_odd_shapes_in_every_argument(provider, ledger) -> None:
     """Wrong types everywhere a mapping/list/str is expected: lists for dicts, ints for names, sets for tags."""
     handler = make_handler(provider, capture=True)
     root, chat, tool = uuid4(), uuid4(), uuid4()
@@ -281,7 +192,7 @@ def test_odd_shapes_in_every_argument(provider, ledger, sdk_warnings) -> None:
     ledger.assert_balanced()
     assert len(ledger.finished) == 3
     assert attribute_problems(ledger.finished, handler._max_len) == []
-    assert sdk_warnings.messages == []
+    assert ledger.logs.messages() == []  # from any logger: no SDK or lean-span complaint
 
 
 # --- lifecycle out of order ------------------------------------------------------------------------------------------
@@ -308,7 +219,7 @@ def test_unknown_run_ids_are_ignored(provider, ledger) -> None:
     ledger.assert_balanced()
 
 
-def test_end_twice_error_after_end_start_twice(provider, ledger, sdk_warnings) -> None:
+def test_end_twice_error_after_end_start_twice(provider, ledger) -> None:
     handler = make_handler(provider)
     run_id = uuid4()
     handler.on_chain_start({"name": "once"}, {}, run_id=run_id)
@@ -323,7 +234,7 @@ def test_end_twice_error_after_end_start_twice(provider, ledger, sdk_warnings) -
     assert span.events == ()
     assert "error.type" not in (span.attributes or {})
     ledger.assert_balanced()
-    assert sdk_warnings.messages == []  # no "end() on an ended span", no "setting attribute on ended span"
+    assert ledger.logs.messages() == []  # no "end() on an ended span", no "setting attribute on ended span"
 
 
 def test_error_then_end_keeps_the_error(provider, ledger) -> None:
@@ -411,18 +322,19 @@ async def test_async_end_in_another_task(provider, ledger) -> None:
         handler.on_chain_end({}, run_id=run_id)
 
     await asyncio.create_task(end())
+    assert ledger.names() == ["a"]
     ledger.assert_balanced()
     assert handler.open_runs == 0
 
 
-def test_real_chain_with_every_run_kind_direct_calls(provider, ledger, sdk_warnings) -> None:
+def test_real_chain_with_every_run_kind_direct_calls(provider, ledger) -> None:
     handler = make_handler(provider, capture=True)
     every_run_kind(handler)
     every_run_kind(handler, error=True)
     ledger.assert_balanced()
     assert len(ledger.finished) == 10
     assert attribute_problems(ledger.finished, handler._max_len) == []
-    assert sdk_warnings.messages == []
+    assert ledger.logs.messages() == []  # from any logger: no SDK or lean-span complaint
 
 
 # --- broken internals: the guard -------------------------------------------------------------------------------------
@@ -430,39 +342,56 @@ def _boom(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("internal bug")
 
 
+def break_function(monkeypatch: pytest.MonkeyPatch, target: str, replacement: Any = _boom) -> None:
+    """Replace ``"module:name"`` (or ``"module:Class.method"``) where it is defined and in every ``otel_callbacks``
+    module that imported it by name, so the break reaches each caller whichever module of the package it is in."""
+    module_name, _, qualname = target.partition(":")
+    owner: Any = importlib.import_module(module_name)
+    *path, name = qualname.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    original = getattr(owner, name)  # AttributeError if the target is gone: fix the list, do not skip
+    monkeypatch.setattr(owner, name, replacement)
+    if path:
+        return
+    for mod_name, module in list(sys.modules.items()):
+        if mod_name.startswith("otel_callbacks") and module is not owner and getattr(module, name, None) is original:
+            monkeypatch.setattr(module, name, replacement)
+
+
 # Every function of the handler's pipeline, broken one at a time.
 BREAKABLE = [
-    "otel_callbacks.handler.handler._mapping.serialized_name",
-    "otel_callbacks.handler.handler._mapping.chain_span",
-    "otel_callbacks.handler.handler._mapping.llm_span",
-    "otel_callbacks.handler.handler._response.llm_response_attributes",
-    "otel_callbacks.handler.handler._mapping.tool_span",
-    "otel_callbacks.handler.handler._mapping.retriever_span",
-    "otel_callbacks.handler.handler._mapping.error_type",
-    "otel_callbacks.handler.handler._mapping.is_control_flow",
-    "otel_callbacks.handler.handler._messages.input_messages",
-    "otel_callbacks.handler.handler._messages.output_messages",
-    "otel_callbacks.handler.handler._messages.tool_arguments",
-    "otel_callbacks.handler.handler._messages.documents",
-    "otel_callbacks.handler.handler.json_attribute",
-    "otel_callbacks.handler.handler.text_attribute",
-    "otel_callbacks.handler.events.json_attribute",
-    "otel_callbacks.handler.events.text_attribute",
-    "otel_callbacks.handler.handler.enter",
-    "otel_callbacks.handler.handler.lookup",
-    "otel_callbacks.handler.handler.root_context",
+    "otel_callbacks.mapping.spans:serialized_name",
+    "otel_callbacks.mapping.spans:chain_span",
+    "otel_callbacks.mapping.spans:llm_span",
+    "otel_callbacks.mapping.response:llm_response_attributes",
+    "otel_callbacks.mapping.spans:tool_span",
+    "otel_callbacks.mapping.spans:retriever_span",
+    "otel_callbacks.mapping.spans:error_type",
+    "otel_callbacks.mapping.spans:is_control_flow",
+    "otel_callbacks.mapping.messages:input_messages",
+    "otel_callbacks.mapping.messages:output_messages",
+    "otel_callbacks.mapping.messages:tool_arguments",
+    "otel_callbacks.mapping.messages:documents",
+    "otel_callbacks.mapping.content:json_attribute",
+    "otel_callbacks.mapping.content:text_attribute",
+    "otel_callbacks.mapping.spans:run_attributes",
+    "otel_callbacks.mapping.spans:llm_request_attributes",
+    "otel_callbacks.runs.context:parent_context",
+    "otel_callbacks.runs.registry:RunRegistry.lookup",
 ]
 # Failing after the span started: the run must still be registered so that its end ends the span.
 LEAKS_SPAN = [
-    "otel_callbacks.handler.handler._mapping.run_attributes",
-    "otel_callbacks.handler.handler._mapping.llm_request_attributes",
-    "otel_callbacks.handler.handler.leave",
+    "otel_callbacks.runs.context:enter",
+    "otel_callbacks.runs.context:leave",
 ]
+RESTORES_CONTEXT = "otel_callbacks.runs.context:leave"
 
 
 @pytest.mark.parametrize("target", [*BREAKABLE, *LEAKS_SPAN])
 def test_broken_internals_never_raise_and_spans_still_end(provider, ledger, monkeypatch, caplog, target: str) -> None:
-    monkeypatch.setattr(target, _boom)
+    caller_context = otel_context.get_current()
+    break_function(monkeypatch, target)
     handler = make_handler(provider, capture=True, raise_error=False)
     with caplog.at_level(logging.WARNING, logger="otel_callbacks"):
         for _ in range(3):
@@ -473,12 +402,18 @@ def test_broken_internals_never_raise_and_spans_still_end(provider, ledger, monk
     assert ours, f"breaking {target} went unnoticed"
     assert all(n == 1 for n in kinds.values()), f"a failure kind was logged more than once: {kinds}"
     assert handler.open_runs == 0
-    ledger.assert_balanced()
+    assert ledger.problems() == []
+    if ledger.started:  # breaking a start mapping leaves no span to check the path on
+        ledger.assert_path()
+    if target == RESTORES_CONTEXT:
+        # broken, the one function that gives the caller its context back leaves a run's span current: that is
+        # the break itself, which no guard can undo (every span still ended, above)
+        otel_context.attach(caller_context)
 
 
 def test_failures_logged_once_per_kind(provider, ledger, monkeypatch, caplog) -> None:
-    monkeypatch.setattr("otel_callbacks.handler.handler._mapping.chain_span", _boom)
-    monkeypatch.setattr("otel_callbacks.handler.handler._response.llm_response_attributes", _boom)
+    break_function(monkeypatch, "otel_callbacks.mapping.spans:chain_span")
+    break_function(monkeypatch, "otel_callbacks.mapping.response:llm_response_attributes")
     handler = make_handler(provider, raise_error=False)
     with caplog.at_level(logging.DEBUG, logger="otel_callbacks"):
         for _ in range(100):
@@ -496,23 +431,25 @@ def test_failures_logged_once_per_kind(provider, ledger, monkeypatch, caplog) ->
     ledger.assert_balanced()
 
 
-def test_a_different_exception_type_is_a_different_kind(provider, monkeypatch, caplog) -> None:
+def test_a_different_exception_type_is_a_different_kind(provider, ledger, monkeypatch, caplog) -> None:
     errors = iter([ValueError("a"), ValueError("b"), KeyError("c"), KeyError("d")])
 
     def raise_next(*args: Any, **kwargs: Any) -> Any:
         raise next(errors)
 
-    monkeypatch.setattr("otel_callbacks.handler.handler._mapping.chain_span", raise_next)
+    break_function(monkeypatch, "otel_callbacks.mapping.spans:chain_span", raise_next)
     handler = make_handler(provider, raise_error=False)
     with caplog.at_level(logging.WARNING, logger="otel_callbacks"):
         for _ in range(4):
             handler.on_chain_start({}, {}, run_id=uuid4())
     assert len([r for r in caplog.records if r.name == "otel_callbacks"]) == 2
+    assert ledger.started == {}  # the name mapping failed before any span
+    assert handler.open_runs == 0
 
 
 def test_real_chain_survives_broken_handler_with_default_raise_error(provider, ledger, monkeypatch, caplog) -> None:
     """Through LangChain itself: the chain's result is unchanged and LangChain has nothing to log (our guard caught)."""
-    monkeypatch.setattr("otel_callbacks.handler.handler._mapping.chain_span", _boom)
+    break_function(monkeypatch, "otel_callbacks.mapping.spans:chain_span")
     handler = OpenTelemetryCallbackHandler(provider)
     assert handler.raise_error is False
     chain = RunnableLambda(lambda x: x + 1) | RunnableLambda(lambda x: x * 2)
@@ -520,9 +457,11 @@ def test_real_chain_survives_broken_handler_with_default_raise_error(provider, l
         assert [chain.invoke(i, config={"callbacks": [handler]}) for i in range(5)] == [2, 4, 6, 8, 10]
     assert not [r for r in caplog.records if r.name.startswith("langchain")]
     assert len([r for r in caplog.records if r.name == "otel_callbacks"]) == 1
+    assert ledger.started == {}  # every chain span failed to start: none half-made
+    assert handler.open_runs == 0
 
 
-def test_raising_span_processor_does_not_break_the_chain(monkeypatch, caplog) -> None:
+def test_raising_span_processor_does_not_break_the_chain(path, monkeypatch, caplog) -> None:
     class Raising(SpanProcessor):
         def on_start(self, span: Span, parent_context: Context | None = None) -> None:
             raise RuntimeError("processor on_start")
@@ -531,12 +470,19 @@ def test_raising_span_processor_does_not_break_the_chain(monkeypatch, caplog) ->
             raise RuntimeError("processor on_end")
 
     provider = TracerProvider(shutdown_on_exit=False)
+    audit = SpanAudit(path)
+    provider.add_span_processor(audit)
     provider.add_span_processor(Raising())
     handler = OpenTelemetryCallbackHandler(provider)
     chain = RunnableLambda(lambda x: x + 1)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING), audit:
         assert [chain.invoke(i, config={"callbacks": [handler]}) for i in range(20)] == list(range(1, 21))
     assert handler.open_runs == 0
+    audit.assert_path()
+    assert len(audit.started) == 20  # each chain's span reached the processors' on_start, which raised
+    # ... inside the tracer's start_span, which so never handed the span over: there is nothing to end (the SDK's
+    # doing, on both paths); but nothing was ended twice or touched after its end
+    assert audit.ended_twice() == [] and audit.ended_span_warnings() == []
     assert len([r for r in caplog.records if r.name == "otel_callbacks"]) <= 2  # once per kind (start, end)
     provider.shutdown()
 
@@ -562,6 +508,7 @@ def test_bug_huge_int_in_metadata(provider, ledger, key: str) -> None:
     handler.on_chain_end({}, run_id=run_id)
     ledger.assert_balanced()
     assert ledger.one("c").attributes
+    assert attribute_problems(ledger.finished, handler._max_len) == []
 
 
 def test_bug_huge_int_float_param_raises(provider, ledger) -> None:
@@ -569,6 +516,12 @@ def test_bug_huge_int_float_param_raises(provider, ledger) -> None:
     run_id = uuid4()
     handler.on_chat_model_start({}, [[HumanMessage("hi")]], run_id=run_id, invocation_params={"temperature": 10**400})
     handler.on_llm_end(llm_result(), run_id=run_id)
+    (span,) = ledger.finished
+    ledger.assert_balanced()
+    assert span.status.status_code != StatusCode.ERROR
+    assert attribute_problems(ledger.finished, handler._max_len) == []
+    assert "gen_ai.request.temperature" not in (span.attributes or {})  # no float holds 10**400: left out
+    assert span.attributes["gen_ai.usage.input_tokens"] == 3  # the rest of the run is recorded  # type: ignore[index]
 
 
 @pytest.mark.parametrize("where", ["max_tokens", "seed", "usage"])
@@ -585,6 +538,8 @@ def test_bug_int_attributes_out_of_int64_range(provider, ledger, where: str) -> 
         result = LLMResult(generations=[[ChatGeneration(message=message)]])
     handler.on_llm_end(result, run_id=run_id)
     handler.on_chain_end({}, run_id=root)
+    assert ledger.names() == ["chat", "root"]
+    ledger.assert_balanced()
     assert attribute_problems(ledger.finished, handler._max_len) == []
 
 
@@ -593,6 +548,13 @@ def test_bug_exception_with_raising_str(provider, ledger) -> None:
     run_id = uuid4()
     handler.on_chain_start({"name": "c"}, {}, run_id=run_id)
     handler.on_chain_error(StrRaises(), run_id=run_id)
+    span = ledger.one("c")
+    ledger.assert_balanced()
+    assert span.status.status_code == StatusCode.ERROR
+    assert str(span.attributes["error.type"]).endswith("StrRaises")  # type: ignore[index]
+    (event,) = [e for e in span.events if e.name == "exception"]
+    assert str(event.attributes["exception.type"]).endswith("StrRaises")  # type: ignore[index]
+    assert attribute_problems(ledger.finished, handler._max_len, skip_exception_events=False) == []
 
 
 @pytest.mark.parametrize("where", ["content-block", "role", "finish-reason", "doc-id"])
@@ -602,13 +564,23 @@ def test_bug_unprintable_objects_in_messages(provider, ledger, where: str) -> No
     if where == "doc-id":
         handler.on_retriever_start({"name": "r"}, "q", run_id=run_id)
         handler.on_retriever_end([SimpleNamespace(id=Unprintable(), page_content="x", metadata={})], run_id=run_id)
-        return
+    else:
+        _unprintable_chat(handler, run_id, where)
+    (span,) = ledger.finished
+    ledger.assert_balanced()
+    assert attribute_problems(ledger.finished, handler._max_len) == []
+    assert span.attributes["langchain.run.id"] == str(run_id)  # type: ignore[index]
+    assert span.status.status_code != StatusCode.ERROR
+
+
+def _unprintable_chat(handler: OpenTelemetryCallbackHandler, run_id: UUID, where: str) -> None:
     messages: Any = [[("human", [Unprintable()])]] if where == "content-block" else [[(Unprintable(), "hi")]]
     if where == "finish-reason":
         messages = [[HumanMessage("hi")]]
     handler.on_chat_model_start({}, messages, run_id=run_id)
     message = AIMessage("x", response_metadata={"finish_reason": Unprintable()})
     handler.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]]), run_id=run_id)
+    assert handler.open_runs == 0
 
 
 LONG = "x" * 100_000
@@ -657,8 +629,7 @@ def test_error_with_raising_str_is_contained_by_default(provider, ledger, caplog
     ledger.assert_balanced()
 
 
-
-def test_every_callback_is_guarded(provider, caplog) -> None:
+def test_every_callback_is_guarded(provider, ledger, caplog) -> None:
     """Each ``on_*`` method of the handler, by decorator or inline, keeps an internal failure from the caller and
     logs it once under its own name (an id without ``.int`` makes every one of them fail inside)."""
     handler = make_handler(provider, raise_error=False)
@@ -676,3 +647,69 @@ def test_every_callback_is_guarded(provider, caplog) -> None:
     logged = Counter(r.getMessage().split(" failed")[0].removeprefix("otel-callbacks: ")
                      for r in caplog.records if r.name == "otel_callbacks")
     assert logged == dict.fromkeys(callbacks, 1)
+    assert ledger.started == {}  # no run with a bad id got a span
+
+
+# --- the audit itself: it sees a double end on either path ------------------------------------------------------------
+class EndTwice(SpanProcessor):
+    """Injects the bug the audit exists for: once a span of some class starts, that class's ``end`` ends every span
+    twice, as a handler calling ``span.end()`` twice in its end path would. ``monkeypatch`` undoes it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._monkeypatch = monkeypatch
+        self.patched: list[type] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        cls = type(span)
+        if cls in self.patched:
+            return
+        self.patched.append(cls)
+        end_once = cls.end
+
+        def end_twice(self: Any, end_time: int | None = None) -> None:
+            end_once(self, end_time)
+            end_once(self, end_time)
+
+        self._monkeypatch.setattr(cls, "end", end_twice)
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["propagating", "otel_callbacks-not-propagating"])
+def test_audit_catches_a_double_end(path, monkeypatch, quiet: bool) -> None:
+    """With every span ended twice the audit reports each one: on the fast path (which logs on its own logger and
+    calls no processor for the second end) as on the SDK's, and with ``otel_callbacks`` not propagating to the root
+    logger (as ``test_fuzz_full_pool_never_raises`` sets it)."""
+    if quiet:
+        monkeypatch.setattr(logging.getLogger("otel_callbacks"), "propagate", False)
+    provider = TracerProvider(shutdown_on_exit=False)
+    audit = SpanAudit(path)
+    provider.add_span_processor(audit)
+    injector = EndTwice(monkeypatch)
+    provider.add_span_processor(injector)
+    with audit:
+        every_run_kind(make_handler(provider))
+    provider.shutdown()
+    audit.assert_path()
+    assert injector.patched, "the double end was not injected"
+    assert len(audit.finished) == 5 and audit.unended() == []  # the first end of each reached the processors
+    assert len(audit.ended_span_warnings()) == 5, audit.logs.messages()  # and each second end was seen
+    assert len(audit.problems()) == 5
+    with pytest.raises(AssertionError):
+        audit.assert_balanced()
+
+
+def test_audit_reports_spans_never_ended_and_ended_twice(path) -> None:
+    provider = TracerProvider(shutdown_on_exit=False)
+    audit = SpanAudit(path)
+    provider.add_span_processor(audit)
+    handler = make_handler(provider)
+    run_id = uuid4()
+    with audit:
+        handler.on_chain_start({"name": "left open"}, {}, run_id=run_id)
+        assert audit.problems() == ["started, never ended: left open"]
+        handler.on_chain_end({}, run_id=run_id)
+        audit.assert_balanced()
+        audit.on_end(audit.finished[0])  # the same span handed to the processors again (as a fork can do)
+    provider.shutdown()
+    assert audit.problems() == ["ended more than once: left open x2"]
+    with pytest.raises(AssertionError):
+        audit.assert_balanced()
