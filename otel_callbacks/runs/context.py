@@ -9,14 +9,17 @@ attaching the span at start is what makes spans the user opens inside a tool or 
 Contexts are never mutated (OpenTelemetry Contexts are immutable by contract), with one documented exception:
 - Sync ends run in the context the run was attached in: resetting the token restores the caller's context exactly.
 - Async ends run in a task of their own (langchain-core shields them, in a copy of the caller's context). A
-  token cannot be reset there, and nothing of ours runs in the caller's context again. For a *child* run this
-  leaves the caller's copy — the parent's code context, usually a step's own throwaway copy — as it was: a Context
-  captured inside the run keeps the run's span (a background task started there stays the run's child).
-- The exception: an async *root* run. Its caller (``await chain.ainvoke()`` in a request handler or a worker loop)
-  goes on in the context we attached to; left alone, every span it opens afterwards would join the ended run's
-  trace (unrelated traces merged, the peers' worst bug). So the attached context is *retired*: its contents
-  become those of the context current before the run. A Context captured inside such a run's own code reverts to
-  the ambient context when the run ends; ``tests/test_parenting.py`` proves the limit.
+  token cannot be reset there, and nothing of ours runs in the caller's context again. A run entered in a copy
+  made for some run's code (a sequence step, a lambda's task) leaves that copy as it was: a Context captured
+  inside the run keeps the run's span (a background task started there stays the run's child).
+- The exception: a run entered in its root run's own task — the root of ``await chain.ainvoke()`` in a request
+  handler or a worker loop, or a LangGraph node that ``astream`` runs inline in the caller's task. The caller goes
+  on in the context we attached to; left alone, every span it opens afterwards would join the ended run's trace
+  (unrelated traces merged, the peers' worst bug). So that attached context is *retired*: its contents become
+  those of the context current before the run (and again, through ``mirrors``, when an enclosing run of that
+  task is retired). A Context captured in such a run's own code reverts to the ambient context when the run
+  ends; ``tests/test_contract.py`` proves the limit (an async end's context changes never reach the caller).
+  Outside asyncio the same holds for ends that cannot reset their token (out of order, or in another thread).
 
 Batch APIs (``RunnableSequence.batch``, ``BaseLLM.generate``) start several root runs one after the other in the same
 context before any of their code runs. A root run must not become the child of the sibling attached just before it
