@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanKind
 
+from otel_callbacks.mapping import errors, values
 from otel_callbacks.mapping import response as _response
 from otel_callbacks.mapping import spans as m
 
@@ -128,7 +129,7 @@ class Point:
 
 
 def test_run_attributes_metadata_rules() -> None:
-    attrs = m.run_attributes("rid", "chain", ["a", 3, "b"], {
+    attrs = values.run_attributes("rid", "chain", ["a", 3, "b"], {
         "thread_id": "t1", "n": 1, "f": 1.5, "b": False, "nested": {"x": [1, 2]}, "tup": ("a",), "none": None,
         "huge": 2**70, "obj": Point(),
     }, max_length=100, max_metadata=32)
@@ -153,9 +154,9 @@ def test_metadata_value_never_raises_and_is_cut() -> None:
 
     cyclic: list[Any] = []
     cyclic.append(cyclic)
-    assert m.metadata_value(Evil(), 50) == '"<Evil>"'
-    assert isinstance(m.metadata_value(cyclic, 50), str)
-    assert len(m.metadata_value("x" * 500, 50)) == 50
+    assert values.metadata_value(Evil(), 50) == '"<Evil>"'
+    assert isinstance(values.metadata_value(cyclic, 50), str)
+    assert len(values.metadata_value("x" * 500, 50)) == 50
 
 
 def _result(*gens: Any, llm_output: Any = None) -> SimpleNamespace:
@@ -201,16 +202,16 @@ def test_error_type_and_description() -> None:
         def __str__(self) -> str:
             raise RuntimeError
 
-    assert m.error_type(ValueError("x")) == "ValueError"
-    assert m.error_type(Custom()).endswith("test_error_type_and_description.<locals>.Custom")
-    assert m.error_description(ValueError("a\n  b")) == "ValueError: a b"
-    assert m.error_description(Unprintable()) == "Unprintable"
-    assert len(m.error_description(ValueError("x" * 1000))) == 256
+    assert errors.error_type(ValueError("x")) == "ValueError"
+    assert errors.error_type(Custom()).endswith("test_error_type_and_description.<locals>.Custom")
+    assert errors.error_description(ValueError("a\n  b")) == "ValueError: a b"
+    assert errors.error_description(Unprintable()) == "Unprintable"
+    assert len(errors.error_description(ValueError("x" * 1000))) == 256
 
 
 def test_is_control_flow() -> None:
     from langgraph.errors import GraphInterrupt, ParentCommand
 
-    assert m.is_control_flow(GraphInterrupt())
-    assert m.is_control_flow(ParentCommand(None))  # type: ignore[arg-type]
-    assert not m.is_control_flow(ValueError())
+    assert errors.is_control_flow(GraphInterrupt())
+    assert errors.is_control_flow(ParentCommand(None))  # type: ignore[arg-type]
+    assert not errors.is_control_flow(ValueError())

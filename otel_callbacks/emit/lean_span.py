@@ -1,21 +1,15 @@
 """A lean span for the OpenTelemetry SDK pipeline: the handler's spans without the SDK ``Span``'s fixed costs.
 
-Why it exists: on the project's machines the SDK's ``Tracer.start_span`` + ``Span.end`` cost ~25 µs per span
-before any attribute (sampler result objects, three locks, bounded containers) and its attribute path validates
-every value again (~1.5 µs each) — more than everything else the handler does per run. The handler's spans have a
-known shape: a handful of plain attributes it built and clipped itself, attribute-less chunk events, one status.
+The handler's spans have a known shape: a handful of plain attributes it built and clipped itself, attribute-less
+chunk events, one status. :class:`LeanSpan` is an ``opentelemetry.trace.Span`` and a ``ReadableSpan``, so
+processors, exporters and user code (``trace.get_current_span().set_attribute(...)`` inside a tool) see what the
+SDK would give them. Keys and values set through the Span API that are not plain (``str`` keys; ``str``, ``bool``,
+``int``, ``float`` or a tuple of ``str`` values), and any configured span limit, go through the SDK's own
+``BoundedAttributes`` at end, so cleaning, truncation and dropping are the SDK's; the handler's own attributes,
+already checked by ``mapping``, are taken as they are. Streamed chunk events are kept as timestamps until an
+exporter reads them.
 
-:class:`LeanTracer` starts spans as the SDK's ``Tracer`` does, with the provider's own parts: its sampler, id
-generator, resource, span limits, instrumentation scope and span processors (``on_start``, ``on_end``).
-:class:`LeanSpan` is an ``opentelemetry.trace.Span`` and a ``ReadableSpan``, so processors, exporters and user
-code (``trace.get_current_span().set_attribute(...)`` inside a tool) see what the SDK would give them. Values
-set through the Span API that are not plain (``str``, ``bool``, ``int``, ``float``, a tuple of ``str``), and any
-configured span limit, go through the SDK's own ``BoundedAttributes`` at end, so cleaning, truncation and dropping
-are the SDK's; the handler's own attributes, already checked by ``_mapping``, are taken as they are. Streamed
-chunk events are kept as timestamps until an exporter reads them.
-
-Taken only for the SDK's own ``Tracer`` with SDK-internal metrics off; any other tracer (a vendor's provider, the
-API's no-op one) keeps the SDK's path (:func:`lean_tracer` returns ``None``).
+Started only by ``emit.fast.LeanTracer`` (see there for when the fast path is taken).
 """
 
 from __future__ import annotations

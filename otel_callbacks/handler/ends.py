@@ -15,9 +15,10 @@ from opentelemetry.trace import Status, StatusCode
 from otel_callbacks import _semconv as sc
 from otel_callbacks.emit.emitter import OK
 from otel_callbacks.handler.guard import failed, guarded
+from otel_callbacks.mapping import errors as _errors
 from otel_callbacks.mapping import messages as _messages
 from otel_callbacks.mapping import response as _response
-from otel_callbacks.mapping import spans as _mapping
+from otel_callbacks.mapping import values as _values
 from otel_callbacks.runs.context import leave
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def _record_exception(span: Any, error: BaseException) -> None:
     try:
         span.record_exception(error, escaped=True)
     except Exception:
-        span.add_event("exception", {"exception.type": _mapping.error_type(error),
+        span.add_event("exception", {"exception.type": _errors.error_type(error),
                                      "exception.message": "<unprintable exception>", "exception.escaped": True})
 
 
@@ -68,8 +69,8 @@ class EndCallbacks:
             if record.recording:
                 if record.model_runs:
                     self._emit.set_attributes(record.span, {
-                        sc.LC_USAGE_INPUT_TOKENS: min(record.input_tokens, _mapping.INT64_MAX),
-                        sc.LC_USAGE_OUTPUT_TOKENS: min(record.output_tokens, _mapping.INT64_MAX),
+                        sc.LC_USAGE_INPUT_TOKENS: min(record.input_tokens, _values.INT64_MAX),
+                        sc.LC_USAGE_OUTPUT_TOKENS: min(record.output_tokens, _values.INT64_MAX),
                         sc.LC_USAGE_MODEL_RUNS: record.model_runs,
                     })
                 record.span.set_status(OK)
@@ -117,7 +118,7 @@ class EndCallbacks:
             attrs[sc.LC_STREAM_CHUNK_COUNT] = record.chunks
             if record.first_chunk_ns:
                 attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
-        self._emit.set_attributes(record.span, _mapping.clip_attributes(attrs, self._max_len))
+        self._emit.set_attributes(record.span, _values.clip_attributes(attrs, self._max_len))
         if self._capture:
             self._set_json(record, sc.GEN_AI_OUTPUT_MESSAGES, _messages.output_messages(response))
 
@@ -156,19 +157,19 @@ class EndCallbacks:
         if record is None:
             return
         try:
-            control_flow = _mapping.is_control_flow(error)
+            control_flow = _errors.is_control_flow(error)
             if record.metric_attrs is not None and not control_flow:
                 if record.op == sc.OP_CHAT or record.op == sc.OP_TEXT_COMPLETION:
-                    self._record_model(record, {}, _mapping.error_type(error))
+                    self._record_model(record, {}, _errors.error_type(error))
                 else:
-                    self._record_operation(record, _mapping.error_type(error))
+                    self._record_operation(record, _errors.error_type(error))
             if record.recording:
                 span = record.span
                 if control_flow:
-                    span.add_event(sc.EVENT_INTERRUPT, {"exception.type": _mapping.error_type(error)})
+                    span.add_event(sc.EVENT_INTERRUPT, {"exception.type": _errors.error_type(error)})
                 else:
-                    span.set_attribute(sc.ERROR_TYPE, _mapping.error_type(error)[: self._max_len])
-                    span.set_status(Status(StatusCode.ERROR, _mapping.error_description(error)))
+                    span.set_attribute(sc.ERROR_TYPE, _errors.error_type(error)[: self._max_len])
+                    span.set_status(Status(StatusCode.ERROR, _errors.error_description(error)))
                     _record_exception(span, error)
         finally:
             _end(record)

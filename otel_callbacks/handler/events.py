@@ -14,7 +14,8 @@ from uuid import UUID
 
 from otel_callbacks import _semconv as sc
 from otel_callbacks.handler.guard import failed, guarded
-from otel_callbacks.mapping import spans as _mapping
+from otel_callbacks.mapping import errors as _errors
+from otel_callbacks.mapping import values as _values
 from otel_callbacks.mapping.content import ContentPolicy, json_attribute, safe_str, text_attribute
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class EventCallbacks:
                     text = json_attribute(value, self._policy)
                 if text is not None:
                     attrs[key] = text
-        record.span.add_event(name, _mapping.clip_attributes(attrs, self._policy.max_length))
+        record.span.add_event(name, _values.clip_attributes(attrs, self._policy.max_length))
 
     @guarded
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -169,7 +170,7 @@ class EventCallbacks:
         if outcome is not None and getattr(outcome, "failed", False):
             error = outcome.exception()
             if error is not None:
-                attrs[sc.ATTR_RETRY_ERROR] = _mapping.error_type(error)
+                attrs[sc.ATTR_RETRY_ERROR] = _errors.error_type(error)
         self._event(run_id, sc.EVENT_RETRY, attrs, {})
 
     @guarded

@@ -21,6 +21,7 @@ from otel_callbacks.emit.metrics import METRIC_START_KEYS, GenAIMetrics, metrics
 from otel_callbacks.handler.guard import failed
 from otel_callbacks.mapping import messages as _messages
 from otel_callbacks.mapping import spans as _mapping
+from otel_callbacks.mapping import values as _values
 from otel_callbacks.mapping.content import json_attribute, text_attribute
 from otel_callbacks.runs.context import enter, parent_context
 from otel_callbacks.runs.registry import RunRecord
@@ -69,8 +70,8 @@ class StartCallbacks:
             name = name[:max_len]
         if extra is not None:
             attrs.update(extra())
-        _mapping.clip_attributes(attrs, max_len)  # names and parameters come from user code
-        attrs.update(_mapping.run_attributes(run_id, run_type, tags, metadata, max_len, self._max_metadata))
+        _values.clip_attributes(attrs, max_len)  # names and parameters come from user code
+        attrs.update(_values.run_attributes(run_id, run_type, tags, metadata, max_len, self._max_metadata))
         span = self._emit.start(name, kind, attrs, parent.span if parent is not None else None, context)
         record = RunRecord(span, parent, op, time.monotonic_ns())
         # Registered before anything else can fail, so that the run's end (or eviction) always ends the span.

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_callbacks.mapping.content import safe_str
-from otel_callbacks.mapping.spans import _get
+from otel_callbacks.mapping.values import _get
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool",
           "developer": "system", "chat": "user"}

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_callbacks import _semconv as sc
-from otel_callbacks.mapping.spans import Attributes, _get, _int, _str
+from otel_callbacks.mapping.values import Attributes, _get, _int, _str
 
 # LangChain marks its own ids this way when the provider sent none; they are not the provider's response id.
 _GENERATED_ID_PREFIXES = ("run-", "lc_run-", "lc_")
