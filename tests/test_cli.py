@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from otel_callbacks.cli.commands import main
+from otel_callbacks.setup.env import resolve_replay_target
 from tests._otlp_receiver import GrpcReceiver, HttpReceiver
+from tests.support import one_warning
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +43,9 @@ def _no_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                  "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME", "OTEL_CALLBACKS_FILE_PATH",
                  "OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_METRIC_EXPORT_INTERVAL",
-                 "OTEL_CALLBACKS_CONSOLE_FORMAT"):
+                 "OTEL_CALLBACKS_CONSOLE_FORMAT", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
+                 "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_TIMEOUT",
+                 "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -201,6 +205,40 @@ class TestView:
         path.write_text("")
         assert main(["view", str(path)]) == 0
         assert "no spans" in capsys.readouterr().err
+
+
+class TestSendTarget:
+    """``send`` posts encoded requests itself, with no SDK exporter to read the OTLP variables: it reads them as the
+    official trace exporters do."""
+
+    def test_env_read_as_the_exporters_read_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A base endpoint gets /v1/traces for HTTP, the traces endpoint is used as is, headers are URL-decoded
+        key=value pairs, the timeout is in seconds; arguments win."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/prefix/")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b,x=1")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3")
+        target = resolve_replay_target(endpoint=None, protocol=None, headers=None)
+        assert (target.endpoint, target.headers, target.timeout) == (
+            "http://collector:4318/prefix/v1/traces", {"api-key": "a b", "x": "1"}, 3.0)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://full:9999/custom")
+        assert resolve_replay_target(endpoint=None, protocol=None, headers=None).endpoint == "http://full:9999/custom"
+        target = resolve_replay_target(endpoint="http://arg:4317", protocol="grpc", headers={"k": "v"})
+        assert (target.protocol, target.endpoint, target.headers) == ("grpc", "http://arg:4317", {"k": "v"})
+
+    @pytest.mark.parametrize(("name", "value", "expect"), [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "an http:// or https:// URL"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1", "a positive number of seconds"),
+    ])
+    def test_bad_env_warns_once_and_defaults(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, name: str, value: str, expect: str
+    ) -> None:
+        """A malformed variable send reads: one warning naming it and its valid values, then the default."""
+        monkeypatch.setenv(name, value)
+        target = resolve_replay_target(endpoint=None, protocol=None, headers=None)
+        assert (target.protocol, target.endpoint, target.timeout) == ("grpc", "http://localhost:4317", 10.0)
+        message = one_warning(caplog)
+        assert name in message and expect in message
 
 
 @pytest.mark.integration

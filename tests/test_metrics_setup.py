@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_callbacks import OpenTelemetryCallbackHandler
@@ -65,10 +65,11 @@ def run_demo_with(meter_provider: MeterProvider) -> None:
 
 class TestSettings:
     def test_default_is_console(self) -> None:
-        """Nothing set: the console summary, gRPC to localhost as the OTLP default, the SDK's 60 s interval."""
+        """Nothing set: the console summary; OTLP would be gRPC; nothing is passed to the exporter or the reader,
+        whose own defaults apply (localhost:4317, a 60 s interval)."""
         s = resolve_metrics_settings()
-        assert (s.exporters, s.protocol, s.endpoint, s.interval_millis) == (
-            ("console",), "grpc", "http://localhost:4317", 60000)
+        assert (s.exporters, s.protocol, s.endpoint, s.headers, s.timeout, s.interval_millis) == (
+            ("console",), "grpc", None, None, None, None)
 
     def test_env_list_and_argument_precedence(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """OTEL_METRICS_EXPORTER is a comma list; an explicit argument wins over it."""
@@ -101,54 +102,96 @@ class TestSettings:
         """otlp_proto_http selects OTLP/HTTP; endpoint= alone turns OTLP on with /v1/metrics for HTTP."""
         monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp_proto_http")
         s = resolve_metrics_settings()
-        assert (s.exporters, s.endpoint) == (("otlp",), "http://localhost:4318/v1/metrics")
+        assert (s.exporters, s.protocol, s.endpoint) == (("otlp",), "http/protobuf", None)
         monkeypatch.delenv("OTEL_METRICS_EXPORTER")
         s = resolve_metrics_settings(endpoint="http://h:4318/base/")
         assert (s.exporters, s.protocol, s.endpoint) == (("otlp",), "http/protobuf", "http://h:4318/base/v1/metrics")
 
-    def test_metrics_variables_beat_generic_ones(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """OTEL_EXPORTER_OTLP_METRICS_* win over OTEL_EXPORTER_OTLP_*; the traces variables do not apply."""
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318")
+    def test_metrics_protocol_beats_generic_and_traces_variables_do_not_apply(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The protocol is ours to choose: OTEL_EXPORTER_OTLP_METRICS_PROTOCOL beats the generic variable, the
+        metrics endpoint's port beats the generic endpoint's, and the traces variables play no part."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4317")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces-only:4318/t")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+        assert resolve_metrics_settings().protocol == "grpc"
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics:4318/m")
+        assert resolve_metrics_settings().protocol == "http/protobuf"
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=generic")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces-only:9999/t")
-        s = resolve_metrics_settings()
-        assert (s.endpoint, s.headers, s.timeout) == ("http://base:4318/v1/metrics", {"a": "generic"}, 3.0)
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://full:9000/custom")
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "a=metrics")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "7")
         s = resolve_metrics_settings()
-        assert (s.protocol, s.endpoint, s.headers, s.timeout) == ("grpc", "http://full:9000/custom", {"a": "metrics"},
-                                                                  7.0)
+        assert (s.protocol, s.endpoint) == ("grpc", None)
         s = resolve_metrics_settings(endpoint="http://arg:4317", headers={"k": "v"}, timeout=1)
         assert (s.endpoint, s.headers, s.timeout) == ("http://arg:4317", {"k": "v"}, 1)
 
     @pytest.mark.parametrize(("name", "value", "expect"), [
-        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4317", "an http:// or https:// URL"),
         ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json", "grpc, http/protobuf"),
-        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "-2", "a positive number of seconds"),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "often", "an integer >= 1"),
-        ("OTEL_METRIC_EXPORT_TIMEOUT", "0", "an integer >= 1"),
         ("OTEL_CALLBACKS_CONSOLE_FORMAT", "yaml", "tree, json"),
     ])
     def test_bad_env_values_warn_once_and_default(
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, name: str, value: str, expect: str
     ) -> None:
-        """Each malformed variable: one warning naming it and its valid values, then the default."""
+        """Each malformed variable of ours: one warning naming it and its valid values, then the default."""
         monkeypatch.setenv(name, value)
         s = resolve_metrics_settings()
-        assert (s.endpoint, s.protocol, s.timeout) == ("http://localhost:4317", "grpc", 10.0)
-        assert (s.interval_millis, s.export_timeout_millis, s.console_format) == (60000, 30000, "tree")
+        assert (s.protocol, s.console_format) == ("grpc", "tree")
         message = one_warning(caplog)
         assert name in message and expect in message
 
-    def test_interval_env_and_argument(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """OTEL_METRIC_EXPORT_INTERVAL is read; interval_millis= wins."""
+    def test_interval_is_the_readers_unless_given(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OTEL_METRIC_EXPORT_INTERVAL is left to the periodic reader; interval_millis= is passed to it."""
         monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "250")
-        assert resolve_metrics_settings().interval_millis == 250
+        assert resolve_metrics_settings().interval_millis is None
         assert resolve_metrics_settings(interval_millis=1000).interval_millis == 1000
+
+
+class CountingExporter(MetricExporter):
+    """Counts exports; a stand-in backend for checking what the periodic reader does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exports = 0
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        self.exports += 1
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+class TestReaderEnvironment:
+    def test_interval_env_reaches_the_reader(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The reader reads OTEL_METRIC_EXPORT_INTERVAL itself: at 50 ms it exports without waiting for shutdown
+        (the default would wait 60 s)."""
+        monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "50")
+        exporter = CountingExporter()
+        provider = setup_metrics([exporter], set_global=False)
+        try:
+            provider.get_meter("m").create_counter("c").add(1)
+            deadline = time.monotonic() + 10
+            while not exporter.exports and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert exporter.exports >= 1, "no periodic export within 10 s"
+        finally:
+            provider.shutdown()
+
+    def test_interval_env_the_reader_refuses_does_not_stop_setup(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """OTEL_METRIC_EXPORT_INTERVAL=0 (the SDK raises ValueError for it) warns once, naming the variable, and
+        the default interval is used: the provider still exports at shutdown."""
+        monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "0")
+        exporter = CountingExporter()
+        provider = setup_metrics([exporter], set_global=False)
+        assert "OTEL_METRIC_EXPORT_INTERVAL" in one_warning(caplog)
+        provider.get_meter("m").create_counter("c").add(1)
+        provider.shutdown()
+        assert exporter.exports == 1
 
 
 class TestProvider:
@@ -214,10 +257,11 @@ class TestProvider:
     def test_broken_grpc_env_does_not_stop_setup(
         self, monkeypatch: pytest.MonkeyPatch, providers: list[MeterProvider], caplog: pytest.LogCaptureFixture
     ) -> None:
-        """The gRPC exporter re-reads a bad metrics timeout and raises; setup logs it and carries on."""
+        """The gRPC exporter cannot parse a bad metrics timeout and raises; setup says so and carries on."""
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "abc")
         providers.append(setup_metrics(["otlp"], protocol="grpc", set_global=False))
-        assert "Could not create the otlp metric exporter" in caplog.text
+        message = one_warning(caplog)
+        assert "Could not create the otlp metric exporter" in message and "OTEL_EXPORTER_OTLP_" in message
 
     def test_tracing_metrics_option_needs_global(self) -> None:
         """setup_tracing(metrics=True, set_global=False) is a ValueError pointing at setup_metrics."""
@@ -251,6 +295,12 @@ class TestRender:
     def test_nothing_recorded_prints_nothing(self) -> None:
         """An empty export prints no header (a periodic console exporter stays quiet when idle)."""
         assert render_metrics(None) == []
+
+
+def record_one(provider: MeterProvider) -> None:
+    """One counter increment, exported by the shutdown."""
+    provider.get_meter("m").create_counter("c").add(1)
+    provider.shutdown()
 
 
 def metric(received: dict[str, Metric], name: str) -> Metric:
@@ -304,6 +354,25 @@ class TestOtlpMetrics:
         # The demo streams with a 30 ms pause before the first chunk and 5 ms between chunks.
         assert metric(received, TIME_TO_FIRST_CHUNK).histogram.data_points[0].sum >= 0.03
         assert metric(received, TIME_PER_OUTPUT_CHUNK).histogram.data_points[0].min >= 0.005
+
+    def test_metrics_variables_beat_generic_ones_and_arguments_beat_both(self, monkeypatch: pytest.MonkeyPatch
+                                                                         ) -> None:
+        """As the exporter reads them: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT (a full URL) and _HEADERS win over the
+        generic variables; endpoint= and headers= win over all of them."""
+        with HttpReceiver() as receiver, socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", nowhere)
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=generic")
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", receiver.endpoint + "/custom/v1/metrics")
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "a=metrics")
+            record_one(setup_metrics(["otlp"], set_global=False))
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", nowhere + "/v1/metrics")
+            record_one(setup_metrics(["otlp"], endpoint=receiver.endpoint, headers={"a": "argument"},
+                                     set_global=False))
+        assert receiver.metric_paths == ["/custom/v1/metrics", "/v1/metrics"]
+        assert [h["a"] for h in receiver.metric_headers] == ["metrics", "argument"]
 
     def test_env_only_configuration_over_http(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """OTEL_METRICS_EXPORTER + the generic OTLP variables alone route metrics to {base}/v1/metrics."""

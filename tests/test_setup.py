@@ -5,16 +5,18 @@ from __future__ import annotations
 import gc
 import io
 import json
+import logging
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -45,10 +47,11 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 class TestExporterSelection:
     def test_default_is_console(self) -> None:
-        """With nothing set the console exporter is used, with gRPC to localhost as OTLP default."""
+        """With nothing set the console exporter is used; OTLP would be gRPC, with nothing passed to the exporter
+        (its own defaults apply: localhost:4317, 10 s)."""
         settings = resolve_settings()
         assert settings.exporters == ("console",)
-        assert (settings.protocol, settings.endpoint) == ("grpc", "http://localhost:4317")
+        assert (settings.protocol, settings.endpoint, settings.headers, settings.timeout) == ("grpc", None, None, None)
 
     def test_env_list(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """OTEL_TRACES_EXPORTER is a comma list, case and spaces ignored, duplicates dropped."""
@@ -89,8 +92,7 @@ class TestExporterSelection:
         """opentelemetry-distro names (otlp_proto_http) select otlp with that protocol."""
         monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp_proto_http")
         settings = resolve_settings()
-        assert settings.exporters == ("otlp",)
-        assert settings.endpoint == "http://localhost:4318/v1/traces"
+        assert (settings.exporters, settings.protocol) == (("otlp",), "http/protobuf")
 
     def test_file_path_and_endpoint_imply_exporters(self) -> None:
         """file_path= / endpoint= without exporters= turn those exporters on instead of console."""
@@ -107,23 +109,22 @@ class TestExporterSelection:
 
 
 class TestEndpointAndProtocol:
-    def test_http_base_endpoint_gets_signal_path(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """OTEL_EXPORTER_OTLP_ENDPOINT is a base: /v1/traces is appended for HTTP (OTLP spec)."""
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    def test_env_endpoint_port_4318_means_http(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The port of the endpoint the exporter will read (the traces variable before the base one) picks the
+        protocol; the endpoint itself is left for the exporter to read."""
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/prefix/")
-        assert resolve_settings().endpoint == "http://collector:4318/prefix/v1/traces"
+        assert (resolve_settings().protocol, resolve_settings().endpoint) == ("http/protobuf", None)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://collector:4317/custom")
+        assert resolve_settings().protocol == "grpc"
 
-    def test_traces_endpoint_used_as_is(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is a full URL, used unchanged, and beats the base variable."""
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://full:9999/custom")
-        assert resolve_settings().endpoint == "http://full:9999/custom"
-
-    def test_grpc_endpoint_unchanged(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """gRPC endpoints have no signal path."""
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317")
-        assert resolve_settings().endpoint == "https://collector:4317"
+    def test_env_endpoint_is_not_ours_to_correct(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A schemeless env endpoint is not replaced by localhost or warned about here: the exporter reads it."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")
+        settings = resolve_settings()
+        assert (settings.protocol, settings.endpoint) == ("grpc", None)
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
     def test_argument_endpoint_beats_env_and_infers_http(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """endpoint= wins over env; port 4318 means OTLP/HTTP when no protocol is set."""
@@ -134,12 +135,6 @@ class TestEndpointAndProtocol:
     def test_full_signal_url_argument_not_doubled(self) -> None:
         """A full /v1/traces URL given as endpoint= is not extended again."""
         assert resolve_settings(endpoint="http://h:4318/v1/traces").endpoint == "http://h:4318/v1/traces"
-
-    def test_bad_env_endpoint_warns(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-        """A schemeless endpoint in env warns (naming the variable) and falls back to the default."""
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317")
-        assert resolve_settings().endpoint == "http://localhost:4317"
-        assert "OTEL_EXPORTER_OTLP_ENDPOINT" in one_warning(caplog)
 
     def test_bad_argument_endpoint_raises(self) -> None:
         """A malformed endpoint argument is a ValueError."""
@@ -160,38 +155,40 @@ class TestEndpointAndProtocol:
 
 
 class TestOtherEnv:
-    def test_headers_parsed(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-        """Headers are key=value pairs, URL-decoded; malformed entries warn once and are skipped."""
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b,broken,x=1")
-        assert resolve_settings().headers == {"api-key": "a b", "x": "1"}
-        assert "OTEL_EXPORTER_OTLP_HEADERS" in one_warning(caplog)
-        assert resolve_settings(headers={"k": "v"}).headers == {"k": "v"}
-
-    def test_timeout(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-        """The traces timeout beats the general one; a bad one warns and uses 10 s."""
+    def test_otlp_values_only_from_arguments(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Headers and timeout in env stay the exporter's to read; only arguments become settings."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b")
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3")
-        assert resolve_settings().timeout == 3.0
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1")
-        assert resolve_settings().timeout == 10.0
-        assert "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" in one_warning(caplog)
+        assert (resolve_settings().headers, resolve_settings().timeout) == (None, None)
+        assert (resolve_settings(headers={"k": "v"}, timeout=2).headers, resolve_settings(timeout=2).timeout) == (
+            {"k": "v"}, 2)
 
-    def test_bsp_values_and_bad_values(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-        """OTEL_BSP_* are read; a non-integer warns and keeps the SDK default."""
-        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "250")
-        monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "lots")
-        bsp = resolve_settings().bsp
-        assert (bsp.schedule_delay_millis, bsp.max_queue_size) == (250, 2048)
-        message = one_warning(caplog)
-        assert "OTEL_BSP_MAX_QUEUE_SIZE" in message and "integer" in message
+    def test_bsp_env_reaches_the_batch_processor(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OTEL_BSP_* are the batch processor's own: with a queue of 10 and batches of 5, an exporter that is busy
+        while 100 spans end receives at most 10 + 5 of them (the SDK default queue would keep all 100)."""
+        monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "10")
+        monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5")
+        exporter = Gated()
+        p = setup_tracing([exporter], set_global=False)
+        end_spans(p, 100)
+        exporter.answering.set()
+        p.shutdown()
+        assert 0 < exporter.received <= 15
 
-    def test_bsp_batch_larger_than_queue_clamped(
+    def test_bsp_env_the_processor_refuses_does_not_stop_setup(
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """A batch size above the queue size (an SDK ValueError) is clamped with a warning instead."""
+        """A batch size above the queue size (the SDK raises ValueError for it) warns once, naming the variables,
+        and the processor's defaults are used instead: every span still arrives."""
         monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "10")
         monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100")
-        assert resolve_settings().bsp.max_export_batch_size == 10
-        assert "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in one_warning(caplog)
+        exporter = Gated()
+        p = setup_tracing([exporter], set_global=False)
+        assert "OTEL_BSP_" in one_warning(caplog)
+        end_spans(p, 100)
+        exporter.answering.set()
+        p.shutdown()
+        assert exporter.received == 100
 
     def test_console_format_env(self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
         """OTEL_CALLBACKS_CONSOLE_FORMAT picks json; a bad value warns and keeps tree."""
@@ -263,11 +260,12 @@ class TestProvider:
     def test_broken_grpc_env_does_not_stop_setup(
         self, monkeypatch: pytest.MonkeyPatch, providers: list[TracerProvider], caplog: pytest.LogCaptureFixture
     ) -> None:
-        """The gRPC exporter re-reads a bad timeout and raises; setup logs it and carries on."""
+        """The gRPC exporter cannot parse a bad timeout and raises; setup says so, pointing at the exporter's
+        variables, and carries on."""
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "abc")
         providers.append(setup_tracing(["otlp"], protocol="grpc", set_global=False))
-        assert "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" in caplog.text
-        assert "Could not create the otlp span exporter" in caplog.text
+        message = one_warning(caplog)
+        assert "Could not create the otlp span exporter" in message and "OTEL_EXPORTER_OTLP_" in message
 
     def test_shutdown_runs_once(self) -> None:
         """A second shutdown (user call, then our exit hook) does not shut exporters down twice."""
@@ -317,10 +315,11 @@ class TestOtlpExport:
             resource = receiver.requests[0].resource_spans[0].resource.attributes
             assert {kv.key: kv.value.string_value for kv in resource}["service.name"] == "svc"
 
-    def test_http_base_endpoint_from_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """OTLP/HTTP with a base endpoint in env posts to /v1/traces."""
+    @pytest.mark.parametrize("prefix", ["", "/otlp/"])
+    def test_http_base_endpoint_from_env(self, monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+        """OTLP/HTTP with a base endpoint in env (read by the exporter) posts to {base}/v1/traces."""
         with HttpReceiver() as receiver:
-            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint + prefix)
             monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
             monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
             p = setup_tracing(set_global=False)
@@ -328,7 +327,89 @@ class TestOtlpExport:
                 pass
             p.shutdown()
             assert receiver.span_names() == ["root"]
-            assert receiver.paths == ["/v1/traces"]
+            assert receiver.paths == [f"{prefix.rstrip('/')}/v1/traces"]
+
+    def test_traces_endpoint_from_env_used_as_is(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is a full URL, used unchanged, and beats the base variable."""
+        with HttpReceiver() as receiver, socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed.getsockname()[1]}")
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.endpoint + "/custom")
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+            p = setup_tracing(["otlp"], set_global=False)
+            with p.get_tracer("t").start_as_current_span("root"):
+                pass
+            p.shutdown()
+            assert (receiver.span_names(), receiver.paths) == (["root"], ["/custom"])
+
+    def test_grpc_endpoint_from_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With no protocol set, gRPC is used and the exporter takes its endpoint from OTEL_EXPORTER_OTLP_ENDPOINT."""
+        with GrpcReceiver() as receiver:
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+            p = setup_tracing(["otlp"], set_global=False)
+            with p.get_tracer("t").start_as_current_span("root"):
+                pass
+            p.shutdown()
+            assert receiver.span_names() == ["root"]
+
+    @pytest.mark.parametrize("receiver_cls", [GrpcReceiver, HttpReceiver])
+    def test_env_headers_arrive(self, monkeypatch: pytest.MonkeyPatch, receiver_cls: type[GrpcReceiver | HttpReceiver]
+                                ) -> None:
+        """OTEL_EXPORTER_OTLP_HEADERS, read by the exporter: key=value pairs, URL-decoded, a malformed entry
+        skipped; the traces variable beats the generic one."""
+        with receiver_cls() as receiver:
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "team=generic")
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "api-key=a%20b,broken,x=1")
+            protocol = "grpc" if receiver_cls is GrpcReceiver else "http/protobuf"
+            p = setup_tracing(["otlp"], endpoint=receiver.endpoint, protocol=protocol, set_global=False)
+            with p.get_tracer("t").start_as_current_span("root"):
+                pass
+            p.shutdown()
+        sent = receiver.headers[0]
+        assert (sent["api-key"], sent["x"]) == ("a b", "1")
+        assert "team" not in sent and "broken" not in sent
+
+    @pytest.mark.parametrize(("env", "timeout"), [
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "30", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "0.5"}, None),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "30"}, 0.5),
+    ], ids=["traces-variable", "argument"])
+    def test_request_timeout_reaches_the_exporter(
+        self, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], timeout: float | None
+    ) -> None:
+        """The traces timeout variable beats the generic one, and timeout= beats both: against a backend that never
+        answers, shutdown returns well within the 30 s the generic variable asks for."""
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            p = setup_tracing(["otlp"], endpoint=f"http://127.0.0.1:{server.getsockname()[1]}",
+                              protocol="http/protobuf", timeout=timeout, set_global=False)
+            with p.get_tracer("t").start_as_current_span("root"):
+                pass
+            start = time.monotonic()
+            p.shutdown()
+            assert time.monotonic() - start < 10
+
+
+class Gated(SpanExporter):
+    """Counts the spans it is handed; each export waits until ``answering`` is set, like a collector that does not
+    answer yet."""
+
+    def __init__(self) -> None:
+        self.answering = threading.Event()
+        self.received = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.received += len(spans)
+        self.answering.wait(30)
+        return SpanExportResult.SUCCESS
+
+
+def end_spans(provider: TracerProvider, count: int) -> None:
+    tracer = provider.get_tracer("t")
+    for _ in range(count):
+        tracer.start_span("s").end()
 
 
 def run_script(code: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,13 @@ from typing import IO, TYPE_CHECKING
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_callbacks.cli.tree import SpanRecord, Trace, build_traces, record_from_span, render_traces
-from otel_callbacks.setup.env import CONSOLE_FORMATS, EXPORTER_NAMES, TracingSettings, resolve_settings
+from otel_callbacks.setup.env import (
+    CONSOLE_FORMATS,
+    EXPORTER_NAMES,
+    TracingSettings,
+    resolve_replay_target,
+    resolve_settings,
+)
 from otel_callbacks.setup.exporters import parse_lines, records_from_request, render_metrics
 from otel_callbacks.setup.exporters.otlp import PROTOCOLS
 
@@ -131,7 +137,7 @@ def _demo(args: argparse.Namespace) -> int:
         if meter_provider is not None:
             shutdown_bounded(meter_provider, msettings.exit_timeout_millis, what="metrics")
         return 1
-    flushed = shutdown_bounded(provider, max(settings.exit_timeout_millis, int(settings.timeout * 1000) + 1000))
+    flushed = shutdown_bounded(provider, _flush_wait(settings.exit_timeout_millis, settings.timeout))
     if "console" not in settings.exporters:
         _print_traces(build_traces(record_from_span(s) for s in memory.get_finished_spans()), sys.stdout)
         if meter_provider is not None:
@@ -140,7 +146,7 @@ def _demo(args: argparse.Namespace) -> int:
         if metric_memory is not None:
             _print_metrics(metric_memory)
         # Metrics go out last, after the traces are printed, so the console summary follows the trees.
-        wait = max(msettings.exit_timeout_millis, int(msettings.timeout * 1000) + 1000)
+        wait = _flush_wait(msettings.exit_timeout_millis, msettings.timeout)
         flushed = shutdown_bounded(meter_provider, wait, what="metrics") and flushed
     _report_destinations(settings, msettings)
     return 0 if flushed else 1
@@ -151,16 +157,27 @@ def _print_metrics(reader: InMemoryMetricReader) -> None:
         print(line, file=sys.stdout)
 
 
+def _flush_wait(exit_timeout_millis: int, timeout: float | None) -> int:
+    # With an explicit request timeout, wait for one whole export attempt; else the exporter's own timeout applies
+    # and the exit bound is what the user set for waiting.
+    return exit_timeout_millis if timeout is None else max(exit_timeout_millis, int(timeout * 1000) + 1000)
+
+
 def _report_destinations(settings: TracingSettings, msettings: MetricsSettings) -> None:
     if "file" in settings.exporters:
         path = settings.file_path
         _eprint(f"Spans written to {path}; view them again with: otel-callbacks view {path}")
     if "otlp" in settings.exporters:
-        _eprint(f"Spans sent to {settings.endpoint} ({settings.protocol}); with `docker compose up`, open Jaeger at "
-                "http://localhost:16686 and pick the service.")
+        _eprint(f"Spans sent to {_destination(settings.endpoint, 'TRACES')} ({settings.protocol}); with "
+                "`docker compose up`, open Jaeger at http://localhost:16686 and pick the service.")
     if "otlp" in msettings.exporters:
-        _eprint(f"Metrics sent to {msettings.endpoint} ({msettings.protocol}); with `docker compose up`, the Collector "
-                "serves them for Prometheus at http://localhost:8889/metrics.")
+        _eprint(f"Metrics sent to {_destination(msettings.endpoint, 'METRICS')} ({msettings.protocol}); with "
+                "`docker compose up`, the Collector serves them for Prometheus at http://localhost:8889/metrics.")
+
+
+def _destination(endpoint: str | None, signal: str) -> str:
+    # Without --endpoint the OTLP exporter chose the endpoint from its environment; name where it looked.
+    return endpoint or f"the endpoint of OTEL_EXPORTER_OTLP_[{signal}_]ENDPOINT (default localhost)"
 
 
 def _print_traces(traces: list[Trace], out: IO[str], *, ascii_only: bool | None = None) -> None:
@@ -224,8 +241,7 @@ def _send(args: argparse.Namespace) -> int:
             return 2
         headers[key.strip()] = value.strip()
     try:
-        settings = resolve_settings(exporters=["otlp"], endpoint=args.endpoint, protocol=args.protocol,
-                                    headers=headers or None)
+        target = resolve_replay_target(endpoint=args.endpoint, protocol=args.protocol, headers=headers or None)
     except ValueError as exc:
         _eprint(f"otel-callbacks send: {exc}")
         return 2
@@ -235,12 +251,12 @@ def _send(args: argparse.Namespace) -> int:
     sent = 0
     for request in requests:
         try:
-            send_request(request, protocol=settings.protocol, endpoint=settings.endpoint,
-                         headers=settings.headers, timeout=settings.timeout)
+            send_request(request, protocol=target.protocol, endpoint=target.endpoint, headers=target.headers,
+                         timeout=target.timeout)
         except ReplayError as exc:
             _eprint(f"otel-callbacks send: {exc}")
             return 1
         sent += 1
-    print(f"Sent {len(records)} spans in {sent} request{'s' if sent != 1 else ''} to {settings.endpoint} "
-          f"({settings.protocol}).")
+    print(f"Sent {len(records)} spans in {sent} request{'s' if sent != 1 else ''} to {target.endpoint} "
+          f"({target.protocol}).")
     return 1 if bad else 0

@@ -1,7 +1,16 @@
-"""Environment variables read by ``setup_tracing`` / ``setup_metrics`` and their resolution (argument > env > default).
+"""The environment variables otel-callbacks reads for ``setup_tracing`` / ``setup_metrics`` (argument > env > default).
 
-This is the only module of the exporter layer that reads ``os.environ``. A malformed env value logs ONE warning
-naming the variable and the valid values, then falls back to the default; a malformed argument raises ``ValueError``.
+Ours to read: which exporters to build (``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER``), which OTLP protocol
+(the official exporters are one class per protocol, so the choice is ours: ``OTEL_EXPORTER_OTLP_[SIGNAL_]PROTOCOL``,
+else port 4318 of the endpoint means HTTP) and our ``OTEL_CALLBACKS_*``. A malformed one logs ONE warning naming it and
+the valid values, then the default is used; a malformed argument raises ``ValueError``.
+
+Not ours: everything the SDK's components read themselves (``OTEL_BSP_*``, ``OTEL_METRIC_EXPORT_*``, the OTLP
+endpoint, headers, timeout, certificates, compression). They are handed only what the caller passed explicitly, so
+the SDK applies its own defaults, precedence and warnings. The one exception is ``otel-callbacks send``, which posts
+already-encoded requests without an SDK exporter: :func:`resolve_replay_target` reads the OTLP variables for it.
+
+This is the only module of the set-up layer that reads ``os.environ``.
 
 Example:
     >>> resolve_settings(exporters="otlp", endpoint="http://localhost:4318").endpoint
@@ -13,8 +22,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from urllib.parse import unquote
+from dataclasses import dataclass
+
+from opentelemetry.util.re import parse_env_headers
 
 from otel_callbacks._config import env_int
 from otel_callbacks._config import env_value as _env
@@ -31,7 +41,13 @@ from otel_callbacks.setup.exporters.otlp import (
     valid_url,
 )
 
-logger = logging.getLogger("otel_callbacks.setup.tracing")
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CONSOLE_FORMATS", "EXPORTER_NAMES", "ReplayTarget", "TracingSettings", "check_common", "env_choice",
+    "metrics_exporter_env_set", "resolve_exit_timeout", "resolve_exporters", "resolve_otlp", "resolve_replay_target",
+    "resolve_settings",
+]
 
 OTEL_CALLBACKS_FILE_PATH = "OTEL_CALLBACKS_FILE_PATH"
 """Path of the OTLP/JSON lines file written by the ``file`` exporter. Default: ``traces.jsonl``."""
@@ -47,33 +63,23 @@ CONSOLE_FORMATS = ("tree", "json")
 # Names used by opentelemetry-distro's entry points; accepted so an existing OTEL_TRACES_EXPORTER keeps working.
 _EXPORTER_ALIASES = {"otlp_proto_grpc": ("otlp", GRPC), "otlp_proto_http": ("otlp", HTTP_PROTOBUF)}
 DEFAULT_FILE_PATH = "traces.jsonl"
-DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_EXIT_TIMEOUT_MS = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class BatchSettings:
-    """``BatchSpanProcessor`` parameters (``OTEL_BSP_*``), with the SDK's defaults."""
-
-    schedule_delay_millis: int = 5000
-    max_queue_size: int = 2048
-    max_export_batch_size: int = 512
-    export_timeout_millis: int = 30000
+DEFAULT_REPLAY_TIMEOUT_S = 10.0  # what the OTLP exporters use when OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT is unset
 
 
 @dataclass(frozen=True, slots=True)
 class TracingSettings:
-    """Fully resolved exporter settings. ``endpoint`` is final (HTTP: includes ``/v1/traces``)."""
+    """Resolved exporter settings. ``endpoint``, ``headers`` and ``timeout`` are the caller's explicit values (an HTTP
+    ``endpoint`` already ends in ``/v1/traces``), or None: the OTLP exporter then reads its own environment."""
 
     exporters: tuple[str, ...] = ("console",)
     file_path: str = DEFAULT_FILE_PATH
     protocol: str = GRPC
-    endpoint: str = DEFAULT_GRPC_ENDPOINT
-    headers: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = DEFAULT_TIMEOUT_S
+    endpoint: str | None = None
+    headers: Mapping[str, str] | None = None
+    timeout: float | None = None
     console_format: str = "tree"
     exit_timeout_millis: int = DEFAULT_EXIT_TIMEOUT_MS
-    bsp: BatchSettings = field(default_factory=BatchSettings)
 
 
 def resolve_settings(
@@ -96,20 +102,18 @@ def resolve_settings(
     names, alias_protocol = resolve_exporters(
         exporters, implied=_implied(file_path, endpoint), variable="OTEL_TRACES_EXPORTER", valid=EXPORTER_NAMES)
     check_common(console_format, timeout, exit_timeout_millis)
-    proto, final_endpoint, final_headers, final_timeout = resolve_otlp(
-        "TRACES", TRACES_PATH, endpoint=endpoint, protocol=protocol, alias_protocol=alias_protocol, headers=headers,
-        timeout=timeout)
+    proto, final_endpoint = resolve_otlp(
+        "TRACES", TRACES_PATH, endpoint=endpoint, protocol=protocol, alias_protocol=alias_protocol)
     path = os.fspath(file_path) if file_path is not None else (_env(OTEL_CALLBACKS_FILE_PATH) or DEFAULT_FILE_PATH)
     return TracingSettings(
         exporters=names,
         file_path=path,
         protocol=proto,
         endpoint=final_endpoint,
-        headers=final_headers,
-        timeout=final_timeout,
+        headers=dict(headers) if headers is not None else None,
+        timeout=timeout,
         console_format=console_format or env_choice(OTEL_CALLBACKS_CONSOLE_FORMAT, CONSOLE_FORMATS, "tree"),
         exit_timeout_millis=resolve_exit_timeout(exit_timeout_millis),
-        bsp=_resolve_bsp(),
     )
 
 
@@ -130,17 +134,16 @@ def check_common(console_format: str | None, timeout: float | None, exit_timeout
 
 def resolve_otlp(
     signal: str, signal_path: str, *, endpoint: str | None, protocol: str | None, alias_protocol: str | None,
-    headers: Mapping[str, str] | None, timeout: float | None,
-) -> tuple[str, str, dict[str, str], float]:
-    """(protocol, final endpoint, headers, timeout) for ``signal`` (``TRACES``/``METRICS``), each from its own
-    ``OTEL_EXPORTER_OTLP_<signal>_*`` variable, else the generic one. HTTP base URLs get ``signal_path``."""
-    raw_endpoint, endpoint_is_base = _resolve_endpoint(endpoint, signal)
-    proto = _resolve_protocol(protocol, alias_protocol, raw_endpoint, signal)
-    if raw_endpoint is None:
-        raw_endpoint = DEFAULT_HTTP_ENDPOINT if proto == HTTP_PROTOBUF else DEFAULT_GRPC_ENDPOINT
-    final = signal_url(raw_endpoint, signal_path) if proto == HTTP_PROTOBUF and endpoint_is_base else raw_endpoint
-    return (proto, final, dict(headers) if headers is not None else _resolve_headers(signal),
-            timeout if timeout is not None else _resolve_timeout(signal))
+) -> tuple[str, str | None]:
+    """(protocol, explicit endpoint or None) for ``signal`` (``TRACES``/``METRICS``). An HTTP ``endpoint`` argument
+    is a base URL and gets ``signal_path``, as the exporters do for ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
+    if endpoint is not None and not valid_url(endpoint):
+        raise ValueError(f"endpoint must be an http:// or https:// URL with a host, got {endpoint!r}")
+    proto = _resolve_protocol(protocol, alias_protocol, endpoint if endpoint is not None else _env_endpoint(signal),
+                              signal)
+    if endpoint is not None and proto == HTTP_PROTOBUF:
+        endpoint = signal_url(endpoint, signal_path)
+    return proto, endpoint
 
 
 def resolve_exit_timeout(exit_timeout_millis: int | None) -> int:
@@ -194,23 +197,9 @@ def resolve_exporters(
     return unique, alias_protocol
 
 
-def _resolve_endpoint(endpoint: str | None, signal: str) -> tuple[str | None, bool]:
-    """Return (endpoint, is_base). Only the signal-specific variable is a full URL used as is (OTLP spec)."""
-    if endpoint is not None:
-        if not valid_url(endpoint):
-            raise ValueError(f"endpoint must be an http:// or https:// URL with a host, got {endpoint!r}")
-        return endpoint, True
-    candidates = (
-        (f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", False, "OTEL_EXPORTER_OTLP_ENDPOINT if set, else localhost"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", True, "http://localhost:4317 (gRPC) or http://localhost:4318 (HTTP)"),
-    )
-    for name, is_base, fallback in candidates:
-        if (raw := _env(name)) is None:
-            continue
-        if valid_url(raw):
-            return raw, is_base
-        _warn(name, raw, "an http:// or https:// URL such as http://localhost:4317", fallback)
-    return None, True
+def _env_endpoint(signal: str) -> str | None:
+    # The endpoint the exporter will read, looked at only for its port (4318: HTTP); the exporter owns its value.
+    return _env(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 def _resolve_protocol(protocol: str | None, alias_protocol: str | None, endpoint: str | None, signal: str) -> str:
@@ -232,33 +221,70 @@ def _resolve_protocol(protocol: str | None, alias_protocol: str | None, endpoint
     return inferred
 
 
-def _parse_pairs(name: str, raw: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    bad: list[str] = []
+def _check_resource_attributes() -> None:
+    # Resource.create parses OTEL_RESOURCE_ATTRIBUTES itself, with a warning per bad pair that does not name the
+    # variable; make_resource filters that one out, so the warning naming the variable is given here.
+    raw = _env("OTEL_RESOURCE_ATTRIBUTES")
+    if raw is None:
+        return
+    bad = []
     for item in raw.split(","):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key, sep, _value = item.partition("=")
+        if item.strip() and (not sep or not key.strip()):
             bad.append(item.strip())
-            continue
-        pairs[unquote(key.strip())] = unquote(value.strip())
     if bad:
-        logger.warning("Ignoring malformed entries %s in %s; expected comma-separated key=value pairs "
-                       "(values URL-encoded).", ", ".join(repr(b) for b in bad), name)
-    return pairs
+        logger.warning("Ignoring malformed entries %s in OTEL_RESOURCE_ATTRIBUTES; expected comma-separated key=value "
+                       "pairs (values URL-encoded).", ", ".join(repr(b) for b in bad))
 
 
-def _resolve_headers(signal: str) -> dict[str, str]:
-    for name in (f"OTEL_EXPORTER_OTLP_{signal}_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
-        if (raw := _env(name)) is not None:
-            return _parse_pairs(name, raw)
-    return {}
+@dataclass(frozen=True, slots=True)
+class ReplayTarget:
+    """Where ``otel-callbacks send`` posts: protocol, final endpoint (HTTP: the ``/v1/traces`` URL), headers and the
+    request timeout in seconds."""
+
+    protocol: str
+    endpoint: str
+    headers: Mapping[str, str]
+    timeout: float
 
 
-def _resolve_timeout(signal: str) -> float:
-    # Seconds, as the Python OTLP exporters document and read these variables (the spec text says milliseconds).
-    for name in (f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+def resolve_replay_target(
+    *, endpoint: str | None, protocol: str | None, headers: Mapping[str, str] | None,
+) -> ReplayTarget:
+    """The OTLP trace destination for ``send``, read as the official trace exporters read it (no exporter is involved:
+    the requests are already encoded): ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` used as is, else the base
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` (HTTP: plus ``/v1/traces``), headers and timeout (seconds) from the
+    ``OTEL_EXPORTER_OTLP_[TRACES_]`` variables, headers parsed by the API's ``parse_env_headers``.
+
+    Example:
+        >>> resolve_replay_target(endpoint="http://h:4318", protocol=None, headers=None).endpoint
+        'http://h:4318/v1/traces'
+    """
+    proto, explicit = resolve_otlp("TRACES", TRACES_PATH, endpoint=endpoint, protocol=protocol, alias_protocol=None)
+    final = explicit or _replay_endpoint(proto)
+    if headers is None:
+        raw = _env("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or _env("OTEL_EXPORTER_OTLP_HEADERS") or ""
+        headers = dict(parse_env_headers(raw, liberal=True))
+    return ReplayTarget(protocol=proto, endpoint=final, headers=dict(headers), timeout=_replay_timeout())
+
+
+def _replay_endpoint(protocol: str) -> str:
+    default = DEFAULT_HTTP_ENDPOINT if protocol == HTTP_PROTOBUF else DEFAULT_GRPC_ENDPOINT
+    candidates = (
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", False, "OTEL_EXPORTER_OTLP_ENDPOINT if set, else localhost"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", True, "http://localhost:4317 (gRPC) or http://localhost:4318 (HTTP)"),
+    )
+    for name, is_base, fallback in candidates:
+        if (raw := _env(name)) is None:
+            continue
+        if valid_url(raw):
+            return signal_url(raw, TRACES_PATH) if is_base and protocol == HTTP_PROTOBUF else raw
+        _warn(name, raw, "an http:// or https:// URL such as http://localhost:4317", fallback)
+    return signal_url(default, TRACES_PATH) if protocol == HTTP_PROTOBUF else default
+
+
+def _replay_timeout() -> float:
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
         if (raw := _env(name)) is None:
             continue
         try:
@@ -267,30 +293,7 @@ def _resolve_timeout(signal: str) -> float:
             value = 0.0
         if value > 0:
             return value
-        _warn(name, raw, "a positive number of seconds", DEFAULT_TIMEOUT_S)
-        return DEFAULT_TIMEOUT_S
-    return DEFAULT_TIMEOUT_S
+        _warn(name, raw, "a positive number of seconds", DEFAULT_REPLAY_TIMEOUT_S)
+        return DEFAULT_REPLAY_TIMEOUT_S
+    return DEFAULT_REPLAY_TIMEOUT_S
 
-
-def _resolve_bsp() -> BatchSettings:
-    d = BatchSettings()
-    queue = env_int("OTEL_BSP_MAX_QUEUE_SIZE", d.max_queue_size, minimum=1)
-    batch = env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", d.max_export_batch_size, minimum=1)
-    if batch > queue:
-        # The SDK raises ValueError for this combination; a typo in env must not stop the app from starting.
-        logger.warning("OTEL_BSP_MAX_EXPORT_BATCH_SIZE=%d exceeds OTEL_BSP_MAX_QUEUE_SIZE=%d; using %d.",
-                       batch, queue, queue)
-        batch = queue
-    return BatchSettings(
-        schedule_delay_millis=env_int("OTEL_BSP_SCHEDULE_DELAY", d.schedule_delay_millis, minimum=1),
-        max_queue_size=queue,
-        max_export_batch_size=batch,
-        export_timeout_millis=env_int("OTEL_BSP_EXPORT_TIMEOUT", d.export_timeout_millis, minimum=0),
-    )
-
-
-def _check_resource_attributes() -> None:
-    # Resource.create parses OTEL_RESOURCE_ATTRIBUTES itself; we only validate it here to give a clearer warning.
-    raw = _env("OTEL_RESOURCE_ATTRIBUTES")
-    if raw is not None:
-        _parse_pairs("OTEL_RESOURCE_ATTRIBUTES", raw)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO
 
 from opentelemetry import metrics
@@ -29,40 +29,38 @@ from opentelemetry.util.types import AttributeValue
 from otel_callbacks.setup.env import (
     CONSOLE_FORMATS,
     DEFAULT_EXIT_TIMEOUT_MS,
-    DEFAULT_TIMEOUT_S,
     OTEL_CALLBACKS_CONSOLE_FORMAT,
     check_common,
     env_choice,
-    env_int,
     resolve_exit_timeout,
     resolve_exporters,
     resolve_otlp,
 )
 from otel_callbacks.setup.exporters import ConsoleMetricSummaryExporter
-from otel_callbacks.setup.exporters.otlp import DEFAULT_GRPC_ENDPOINT, GRPC, METRICS_PATH, make_otlp_metric_exporter
+from otel_callbacks.setup.exporters.otlp import GRPC, METRICS_PATH, make_otlp_metric_exporter
 from otel_callbacks.setup.lifecycle import flush_at_exit, make_resource
 
-logger = logging.getLogger("otel_callbacks.setup.tracing")
+logger = logging.getLogger(__name__)
 
 __all__ = ["MetricsSettings", "build_meter_provider", "resolve_metrics_settings", "setup_metrics"]
 
 METRIC_EXPORTER_NAMES = ("console", "otlp", "none")
-DEFAULT_INTERVAL_MS = 60000  # the SDK's default for OTEL_METRIC_EXPORT_INTERVAL
-DEFAULT_EXPORT_TIMEOUT_MS = 30000  # the SDK's default for OTEL_METRIC_EXPORT_TIMEOUT
+DEFAULT_INTERVAL_MS = 60000  # the specification's and the SDK's default for OTEL_METRIC_EXPORT_INTERVAL
 
 
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
-    """Fully resolved metric exporter settings. ``endpoint`` is final (HTTP: includes ``/v1/metrics``)."""
+    """Resolved metric exporter settings. ``endpoint``, ``headers``, ``timeout`` and ``interval_millis`` are the
+    caller's explicit values (an HTTP ``endpoint`` already ends in ``/v1/metrics``), or None: the OTLP exporter and
+    the periodic reader then read their own environment."""
 
     exporters: tuple[str, ...] = ("console",)
     protocol: str = GRPC
-    endpoint: str = DEFAULT_GRPC_ENDPOINT
-    headers: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = DEFAULT_TIMEOUT_S
+    endpoint: str | None = None
+    headers: Mapping[str, str] | None = None
+    timeout: float | None = None
     console_format: str = "tree"
-    interval_millis: int = DEFAULT_INTERVAL_MS
-    export_timeout_millis: int = DEFAULT_EXPORT_TIMEOUT_MS
+    interval_millis: int | None = None
     exit_timeout_millis: int = DEFAULT_EXIT_TIMEOUT_MS
 
 
@@ -78,8 +76,8 @@ def resolve_metrics_settings(
     console_format: str | None = None,
     exit_timeout_millis: int | None = None,
 ) -> MetricsSettings:
-    """Like ``resolve_settings``, for metrics: ``OTEL_METRICS_EXPORTER``, ``OTEL_EXPORTER_OTLP_METRICS_*`` (falling
-    back to ``OTEL_EXPORTER_OTLP_*``), ``OTEL_METRIC_EXPORT_INTERVAL`` / ``OTEL_METRIC_EXPORT_TIMEOUT``.
+    """Like ``resolve_settings``, for metrics: ``OTEL_METRICS_EXPORTER`` and ``OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL``
+    (the exporter and the reader read the other ``OTEL_EXPORTER_OTLP_*`` and ``OTEL_METRIC_EXPORT_*`` themselves).
 
     ``default_exporters`` applies when neither the argument, the env nor ``endpoint=`` chooses.
 
@@ -94,18 +92,16 @@ def resolve_metrics_settings(
     check_common(console_format, timeout, exit_timeout_millis)
     if interval_millis is not None and not interval_millis > 0:
         raise ValueError(f"interval_millis must be a positive number of milliseconds, got {interval_millis!r}")
-    proto, final_endpoint, final_headers, final_timeout = resolve_otlp(
-        "METRICS", METRICS_PATH, endpoint=endpoint, protocol=protocol, alias_protocol=alias_protocol,
-        headers=headers, timeout=timeout)
+    proto, final_endpoint = resolve_otlp(
+        "METRICS", METRICS_PATH, endpoint=endpoint, protocol=protocol, alias_protocol=alias_protocol)
     return MetricsSettings(
         exporters=names,
         protocol=proto,
         endpoint=final_endpoint,
-        headers=final_headers,
-        timeout=final_timeout,
+        headers=dict(headers) if headers is not None else None,
+        timeout=timeout,
         console_format=console_format or env_choice(OTEL_CALLBACKS_CONSOLE_FORMAT, CONSOLE_FORMATS, "tree"),
-        interval_millis=interval_millis or env_int("OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_INTERVAL_MS, minimum=1),
-        export_timeout_millis=env_int("OTEL_METRIC_EXPORT_TIMEOUT", DEFAULT_EXPORT_TIMEOUT_MS, minimum=1),
+        interval_millis=interval_millis,
         exit_timeout_millis=resolve_exit_timeout(exit_timeout_millis),
     )
 
@@ -151,17 +147,18 @@ def setup_metrics(
         exporters: names among ``console`` (one summary line per metric and attribute set: count, sum, min, max),
             ``otlp``, ``none`` (a list or a comma string), and/or ``MetricExporter`` / ``MetricReader`` instances.
             Default: ``OTEL_METRICS_EXPORTER``, else ``otlp`` if ``endpoint`` is given, else ``console``.
-        endpoint: OTLP endpoint; for ``http/protobuf`` a base URL gets ``/v1/metrics`` appended. Default:
-            ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` (used as is), else ``OTEL_EXPORTER_OTLP_ENDPOINT``, else
-            ``http://localhost:4317`` (gRPC) / ``:4318`` (HTTP).
+        endpoint: OTLP endpoint; for ``http/protobuf`` a base URL gets ``/v1/metrics`` appended. Default: what the
+            OTLP exporter reads itself (``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` used as is, else
+            ``OTEL_EXPORTER_OTLP_ENDPOINT``, else ``http://localhost:4317`` (gRPC) / ``:4318`` (HTTP)).
         protocol: ``grpc`` or ``http/protobuf``; default ``OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL``, else from the
             port (4318 → HTTP), else gRPC.
-        headers: OTLP request headers (default ``OTEL_EXPORTER_OTLP_[METRICS_]HEADERS``).
-        timeout: OTLP request timeout in seconds (default ``OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT``, else 10).
+        headers: OTLP request headers; the exporter also reads ``OTEL_EXPORTER_OTLP_[METRICS_]HEADERS``.
+        timeout: OTLP request timeout in seconds; default: what the exporter reads itself
+            (``OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT``, else 10).
         service_name: ``service.name``; wins over ``OTEL_SERVICE_NAME``.
         resource_attributes: more resource attributes; win over ``OTEL_RESOURCE_ATTRIBUTES``.
-        interval_millis: export period (default ``OTEL_METRIC_EXPORT_INTERVAL``, else 60000). Metrics are also
-            exported once more at shutdown.
+        interval_millis: export period; default: what the periodic reader reads itself
+            (``OTEL_METRIC_EXPORT_INTERVAL``, else 60000). Metrics are also exported once more at shutdown.
         console_format: ``tree`` (default: the summary lines) or ``json`` (the SDK's ``ConsoleMetricExporter``).
         console_out: stream for the console exporter (default: ``sys.stdout`` at print time).
         set_global: install with ``metrics.set_meter_provider`` unless a provider is already installed.
@@ -250,17 +247,24 @@ def _make_exporter(name: str, settings: MetricsSettings, console_out: IO[str] | 
                 return ConsoleMetricExporter() if console_out is None else ConsoleMetricExporter(out=console_out)
             return ConsoleMetricSummaryExporter(console_out)
         if name == "otlp":
-            return make_otlp_metric_exporter(settings.protocol, settings.endpoint, headers=settings.headers,
+            return make_otlp_metric_exporter(settings.protocol, endpoint=settings.endpoint, headers=settings.headers,
                                              timeout=settings.timeout)
-    except Exception as exc:  # e.g. the gRPC exporter re-parses OTEL_EXPORTER_OTLP_METRICS_* and raises
-        logger.warning("Could not create the %s metric exporter, continuing without it: %s", name, exc)
+    except Exception as exc:  # e.g. the gRPC exporter cannot parse OTEL_EXPORTER_OTLP_METRICS_TIMEOUT and raises
+        hint = " (check the OTEL_EXPORTER_OTLP_* variables it reads)" if name == "otlp" else ""
+        logger.warning("Could not create the %s metric exporter, continuing without it: %s%s", name, exc, hint)
         return None
     raise AssertionError(f"unreachable metric exporter name {name!r}")
 
 
 def _periodic(exporter: MetricExporter, settings: MetricsSettings) -> MetricReader:
-    return PeriodicExportingMetricReader(exporter, export_interval_millis=settings.interval_millis,
-                                         export_timeout_millis=settings.export_timeout_millis)
+    # Without an interval argument the reader reads OTEL_METRIC_EXPORT_INTERVAL / _TIMEOUT itself. An interval <= 0
+    # it refuses with ValueError; a typo in the environment must not stop the application from starting.
+    try:
+        return PeriodicExportingMetricReader(exporter, export_interval_millis=settings.interval_millis)
+    except ValueError as exc:
+        logger.warning("The periodic metric reader refused OTEL_METRIC_EXPORT_INTERVAL (%s); using the default "
+                       "instead: %d ms.", exc, DEFAULT_INTERVAL_MS)
+        return PeriodicExportingMetricReader(exporter, export_interval_millis=DEFAULT_INTERVAL_MS)
 
 
 def _global_installed() -> bool:

@@ -77,15 +77,17 @@ def setup_tracing(
             ``file_path``/``endpoint``, else ``console``.
         file_path: OTLP/JSON lines file for ``file`` (default ``OTEL_CALLBACKS_FILE_PATH``, else ``traces.jsonl``).
         endpoint: OTLP endpoint. For ``http/protobuf`` a base URL gets ``/v1/traces`` appended, like
-            ``OTEL_EXPORTER_OTLP_ENDPOINT``. Default ``http://localhost:4317`` (gRPC) / ``:4318`` (HTTP).
+            ``OTEL_EXPORTER_OTLP_ENDPOINT``. Default: what the OTLP exporter reads itself
+            (``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, else ``http://localhost:4317`` (gRPC) / ``:4318`` (HTTP)).
         protocol: ``grpc`` or ``http/protobuf``; default from env, else guessed from the port (4318 → HTTP), else gRPC.
-        headers: extra OTLP request headers (default ``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS``).
-        timeout: OTLP request timeout in seconds (default ``OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT``, else 10).
+        headers: OTLP request headers; the exporter also reads ``OTEL_EXPORTER_OTLP_[TRACES_]HEADERS``.
+        timeout: OTLP request timeout in seconds; default: what the exporter reads itself
+            (``OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT``, else 10).
         service_name: ``service.name`` resource attribute; wins over ``OTEL_SERVICE_NAME``.
         resource_attributes: more resource attributes; win over ``OTEL_RESOURCE_ATTRIBUTES``.
         console_format: ``tree`` (default) or ``json`` (the SDK's one-JSON-object-per-span output).
         console_out: stream for the console exporter (default: ``sys.stdout`` at print time).
-        batch: export file/OTLP spans from a background thread (``BatchSpanProcessor``, tuned by ``OTEL_BSP_*``).
+        batch: export file/OTLP spans from a background thread (``BatchSpanProcessor``, which reads ``OTEL_BSP_*``).
             The console always prints synchronously so output appears right away.
         set_global: install the provider with ``trace.set_tracer_provider`` unless one is already installed.
         exit_timeout_millis: at interpreter exit pending spans are flushed for at most this long (default
@@ -165,9 +167,9 @@ def build_provider(
         if exporter is None:
             continue
         sync = name == "console" or not batch  # console output should appear as the trace ends, not 5 s later
-        provider.add_span_processor(SimpleSpanProcessor(exporter) if sync else _batch(exporter, settings))
+        provider.add_span_processor(SimpleSpanProcessor(exporter) if sync else _batch(exporter))
     for exporter in extra_exporters:
-        provider.add_span_processor(_batch(exporter, settings) if batch else SimpleSpanProcessor(exporter))
+        provider.add_span_processor(_batch(exporter) if batch else SimpleSpanProcessor(exporter))
     flush_at_exit(provider, settings.exit_timeout_millis, "spans")
     if set_global:
         _install_global(provider)
@@ -184,23 +186,26 @@ def _make_exporter(name: str, settings: TracingSettings, console_out: IO[str] | 
             return OtlpJsonFileSpanExporter(settings.file_path)
         if name == "otlp":
             return make_otlp_exporter(
-                settings.protocol, settings.endpoint, headers=settings.headers, timeout=settings.timeout
+                settings.protocol, endpoint=settings.endpoint, headers=settings.headers, timeout=settings.timeout
             )
-    except Exception as exc:  # e.g. the gRPC exporter re-parses OTEL_EXPORTER_OTLP_TRACES_TIMEOUT and raises
-        logger.warning("Could not create the %s span exporter, continuing without it: %s", name, exc)
+    except Exception as exc:  # e.g. the gRPC exporter cannot parse OTEL_EXPORTER_OTLP_TRACES_TIMEOUT and raises
+        hint = " (check the OTEL_EXPORTER_OTLP_* variables it reads)" if name == "otlp" else ""
+        logger.warning("Could not create the %s span exporter, continuing without it: %s%s", name, exc, hint)
         return None
     raise AssertionError(f"unreachable exporter name {name!r}")
 
 
-def _batch(exporter: SpanExporter, settings: TracingSettings) -> SpanProcessor:
-    bsp = settings.bsp
-    return BatchSpanProcessor(
-        exporter,
-        max_queue_size=bsp.max_queue_size,
-        schedule_delay_millis=bsp.schedule_delay_millis,
-        max_export_batch_size=bsp.max_export_batch_size,
-        export_timeout_millis=bsp.export_timeout_millis,
-    )
+def _batch(exporter: SpanExporter) -> SpanProcessor:
+    # The processor reads OTEL_BSP_* itself. Some values it refuses with ValueError (a batch larger than the queue, a
+    # size or delay <= 0); a typo in the environment must not stop the application from starting.
+    try:
+        return BatchSpanProcessor(exporter)
+    except ValueError as exc:
+        logger.warning("The batch span processor refused the OTEL_BSP_* settings (%s); using the defaults instead: "
+                       "queue 2048, batch 512, delay 5000 ms, export timeout 30000 ms.", exc)
+        # The specification's defaults for OTEL_BSP_*, which are also the SDK's.
+        return BatchSpanProcessor(exporter, max_queue_size=2048, max_export_batch_size=512,
+                                  schedule_delay_millis=5000, export_timeout_millis=30000)
 
 
 def _install_global(provider: TracerProvider) -> None:

@@ -1,4 +1,5 @@
-"""Build the official OTLP span and metric exporters from already-resolved settings (no env reading here)."""
+"""Build the official OTLP span and metric exporters from explicit settings (no env reading here: the exporters read
+their own), plus the URL and protocol helpers the settings layer uses."""
 
 from __future__ import annotations
 
@@ -76,44 +77,52 @@ def infer_protocol(endpoint: str | None) -> str:
 
 
 def make_otlp_exporter(
-    protocol: str, endpoint: str, *, headers: Mapping[str, str], timeout: float, insecure: bool | None = None
+    protocol: str, *, endpoint: str | None = None, headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> SpanExporter:
-    """Create the official OTLP exporter; ``endpoint`` is the final URL (HTTP: including ``/v1/traces``).
+    """Create the official OTLP span exporter, handing it only the caller's explicit values.
 
-    The exporter modules are imported here, not at module import, so that console-only users never pay for grpc.
+    What is left None (the exporters' own "not given") the exporter reads from ``OTEL_EXPORTER_OTLP_[TRACES_]*``
+    itself, with its own defaults; an explicit HTTP ``endpoint`` is the final URL (including ``/v1/traces``). The
+    exporter modules are imported here, not at module import, so that console-only users never pay for grpc.
     """
     if protocol == HTTP_PROTOBUF:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-        return HttpExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout)
+        return HttpExporter(endpoint=endpoint, headers=_copy(headers), timeout=timeout)
     if protocol == GRPC:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        # gRPC metadata keys must be lowercase; the exporter passes them through untouched.
-        return GrpcExporter(
-            endpoint=endpoint,
-            insecure=insecure,
-            headers={k.lower(): v for k, v in headers.items()},
-            timeout=timeout,
-        )
+        return GrpcExporter(endpoint=endpoint, headers=_grpc_metadata(headers), timeout=timeout)
     raise ValueError(f"unknown OTLP protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
 
 
 def make_otlp_metric_exporter(
-    protocol: str, endpoint: str, *, headers: Mapping[str, str], timeout: float
+    protocol: str, *, endpoint: str | None = None, headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> MetricExporter:
-    """Create the official OTLP metric exporter; ``endpoint`` is the final URL (HTTP: including ``/v1/metrics``).
+    """Create the official OTLP metric exporter, handing it only the caller's explicit values (as
+    :func:`make_otlp_exporter`, with ``OTEL_EXPORTER_OTLP_[METRICS_]*`` and ``/v1/metrics``).
 
-    Temporality and the default histogram aggregation are left to the exporter, which reads
-    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` / ``..._DEFAULT_HISTOGRAM_AGGREGATION`` itself; with the
-    default (explicit buckets) the SDK applies the GenAI bucket boundaries advised by our instruments.
+    Temporality and the default histogram aggregation are left to the exporter too
+    (``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` / ``..._DEFAULT_HISTOGRAM_AGGREGATION``); with the default
+    (explicit buckets) the SDK applies the GenAI bucket boundaries advised by our instruments.
     """
     if protocol == HTTP_PROTOBUF:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
 
-        return HttpExporter(endpoint=endpoint, headers=dict(headers), timeout=timeout)
+        return HttpExporter(endpoint=endpoint, headers=_copy(headers), timeout=timeout)
     if protocol == GRPC:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
 
-        return GrpcExporter(endpoint=endpoint, headers={k.lower(): v for k, v in headers.items()}, timeout=timeout)
+        return GrpcExporter(endpoint=endpoint, headers=_grpc_metadata(headers), timeout=timeout)
     raise ValueError(f"unknown OTLP protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+
+
+def _copy(headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    return dict(headers) if headers is not None else None
+
+
+def _grpc_metadata(headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    # gRPC metadata keys must be lowercase; the exporter passes explicit ones through untouched.
+    return {k.lower(): v for k, v in headers.items()} if headers is not None else None

@@ -41,7 +41,7 @@ def send_request(
 
 def _send_http(request: ExportTraceServiceRequest, url: str, headers: Mapping[str, str], timeout: float) -> None:
     body = request.SerializeToString()
-    http_request = urllib.request.Request(  # URL checked as http(s) by resolve_settings
+    http_request = urllib.request.Request(  # URL checked as http(s) by resolve_replay_target
         url, data=body, method="POST", headers={**headers, "Content-Type": "application/x-protobuf"}
     )
     try:
