@@ -74,7 +74,7 @@ class DemoChatModel(GenericFakeChatModel):
                 run_manager.on_llm_new_token(word, chunk=chunk)
             yield chunk
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> DemoChatModel:  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> DemoChatModel:
         # The replies are scripted, so the tool schemas are not needed; agents only require that binding works.
         return self
 

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Literal
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
@@ -217,7 +217,8 @@ def build_meter_provider(
 
 
 def resolve_for_tracing(
-    option: bool | str | Sequence[str], span_exporters: Sequence[str], *, explicit: bool, endpoint: str | None,
+    option: Literal[True] | str | Sequence[str], span_exporters: Sequence[str], *, explicit: bool,
+    endpoint: str | None,
     protocol: str | None, headers: Mapping[str, str] | None, timeout: float | None, console_format: str | None,
     exit_timeout_millis: int | None,
 ) -> MetricsSettings | None:

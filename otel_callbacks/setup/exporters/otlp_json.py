@@ -38,7 +38,7 @@ def encode_otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
         >>> # data = encode_otlp_json(exporter.get_finished_spans())
         >>> # data["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]  -> '4bf92f3577b34da6a3ce929d0e0e4736'
     """
-    data = json_format.MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    data: dict[str, Any] = json_format.MessageToDict(encode_spans(spans), use_integers_for_enums=True)
     _rewrite_ids(data, _b64_to_hex)
     return data
 

@@ -66,7 +66,8 @@ def _send_grpc(request: ExportTraceServiceRequest, endpoint: str, headers: Mappi
         else grpc.insecure_channel(target)
     )
     try:
-        TraceServiceStub(channel).Export(
+        stub = TraceServiceStub(channel)  # type: ignore[no-untyped-call]  # the generated gRPC stub has no annotations
+        stub.Export(
             request, metadata=[(k.lower(), v) for k, v in headers.items()], timeout=timeout
         )
     except grpc.RpcError as exc:
