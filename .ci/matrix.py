@@ -72,11 +72,15 @@ def interpreter(version: str) -> str:
 
 
 def _pyenv(version: str) -> str | None:
+    """The newest pyenv-installed ``version`` (pyenv only puts its selected versions on PATH)."""
     try:
-        out = subprocess.run(["pyenv", "which", f"python{version}"], capture_output=True, text=True, check=False)
+        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
     except FileNotFoundError:
         return None
-    return out.stdout.strip() or None
+    root = Path(out.stdout.strip() or Path.home() / ".pyenv")
+    found = sorted(root.glob(f"versions/{version}.*/bin/python{version}"),
+                   key=lambda p: [int(x) for x in p.parent.parent.name.split(".") if x.isdigit()])
+    return str(found[-1]) if found else None
 
 
 def _reports(python: str, version: str) -> bool:
