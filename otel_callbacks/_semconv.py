@@ -84,6 +84,10 @@ LC_USAGE_INPUT_TOKENS: Final = "langchain.usage.input_tokens"
 LC_USAGE_OUTPUT_TOKENS: Final = "langchain.usage.output_tokens"
 LC_USAGE_MODEL_RUNS: Final = "langchain.usage.model_runs"
 LC_EVICTED: Final = "langchain.run.evicted"
+# A run still open when the run above it ended (LangChain sent it no end: cancelled, timed out, abandoned stream).
+LC_ORPHANED: Final = "langchain.run.orphaned"
+# error.type of such a run when the run above it ended well (else the run above's own error.type).
+ERROR_NOT_ENDED: Final = "langchain.run.not_ended"
 LC_STREAM_CHUNK_COUNT: Final = "langchain.stream.chunk_count"
 
 # --- span events -----------------------------------------------------------------------------------------------------
