@@ -19,7 +19,7 @@ from tests.support import SpanTree
 # Test modules whose every test runs on both emission paths: lean spans ("fast") and the SDK's own ("sdk").
 BOTH_PATHS = frozenset({
     "test_handler", "test_parenting", "test_content", "test_metrics", "test_instrument", "test_openai_loopback",
-    "test_sampling", "test_contract", "test_examples",
+    "test_sampling", "test_contract", "test_examples", "test_cancellation",
 })
 # The fast path exists only on SDK versions it is proven on; test_compat fails when CI's SDK is outside them.
 PATHS = ("fast", "sdk") if compat.fast_path_proven() else ("sdk",)

@@ -64,6 +64,8 @@ class EndCallbacks:
     def _finish(self, record: RunRecord) -> None:
         """Totals, status OK, restore the context, end the span: whatever happened before, the span ends once."""
         try:
+            if record.children:
+                self._end_orphans(record, sc.ERROR_NOT_ENDED, "the run above it ended first")
             if record.metric_attrs is not None and record.op != sc.OP_CHAT and record.op != sc.OP_TEXT_COMPLETION:
                 self._record_operation(record, None)
             if record.recording:
@@ -158,6 +160,9 @@ class EndCallbacks:
             return
         try:
             control_flow = _errors.is_control_flow(error)
+            if record.children:
+                self._end_orphans(record, None if control_flow else _errors.error_type(error),
+                                  _errors.error_description(error))
             if record.metric_attrs is not None and not control_flow:
                 if record.op == sc.OP_CHAT or record.op == sc.OP_TEXT_COMPLETION:
                     self._record_model(record, {}, _errors.error_type(error))
@@ -205,6 +210,26 @@ class EndCallbacks:
         if self._metrics is not None and record.metric_attrs is not None:
             seconds = (time.monotonic_ns() - record.start_ns) / 1e9
             self._metrics.operation_end(record.op, record.metric_attrs, seconds, error)
+
+    def _end_orphans(self, record: RunRecord, error_type: str | None, why: str) -> None:
+        """End the runs still open beneath a run that is ending: LangChain sends no end to a model call cancelled
+        inside ``agenerate``, timed out by ``wait_for`` or left by an abandoned stream. Each ends now (when it
+        stopped), ERROR with the reason above it (none for a graph interrupt), its metrics recorded as failed,
+        and no usage added (it reported none)."""
+        for orphan in self._runs.pop_orphans(record):
+            try:
+                if orphan.metric_attrs is not None and error_type is not None:
+                    if orphan.op == sc.OP_CHAT or orphan.op == sc.OP_TEXT_COMPLETION:
+                        self._record_model(orphan, {}, error_type)
+                    else:
+                        self._record_operation(orphan, error_type)
+                if orphan.recording:
+                    orphan.span.set_attribute(sc.LC_ORPHANED, True)
+                    if error_type is not None:
+                        orphan.span.set_attribute(sc.ERROR_TYPE, error_type[: self._max_len])
+                        orphan.span.set_status(Status(StatusCode.ERROR, f"not ended: {why}"[:256]))
+            finally:
+                _end(orphan)
 
     def _evict(self, record: RunRecord) -> None:
         try:

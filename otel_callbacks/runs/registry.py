@@ -46,6 +46,10 @@ class RunRecord:
     output_tokens = 0
     model_runs = 0
     metric_attrs: dict[str, Any] | None = None  # set only when metrics are recorded for this run
+    key = 0  # ``run_id.int`` in the registry
+    # Open runs beneath this one (their records), so that they end with it if LangChain never ends them (a
+    # cancelled or timed-out model call, an abandoned stream). Made on the first child.
+    children: set[RunRecord] | None = None
 
     def __init__(self, span: Span, parent: RunRecord | None, op: str, start_ns: int) -> None:
         self.span = span
@@ -127,9 +131,16 @@ class RunRegistry:
     def add(self, run_id: UUID, record: RunRecord) -> list[RunRecord]:
         """Register a started run; returns the runs evicted to stay within the bound (the caller ends them)."""
         # Single dict operations are atomic under the GIL; the lock only guards eviction's iteration.
-        key = run_id.int
+        key = record.key = run_id.int
         self._runs[key] = record
         self._open[key] = record
+        parent = record.parent
+        if parent is not None and not record.borrowed:
+            children = parent.children
+            if children is None:
+                parent.children = {record}
+            else:
+                children.add(record)
         if len(self._runs) <= self.max_open:
             return []
         evicted: list[RunRecord] = []
@@ -139,12 +150,10 @@ class RunRegistry:
                     old_id = next(iter(self._runs))
                 except RuntimeError:  # another thread's lock-free add/pop changed the dict mid-iteration
                     continue
-                old = self._runs.pop(old_id, None)
+                old = self._pop(old_id)
                 if old is not None:
+                    old.children = None  # each of them is evicted in its turn, or ends
                     evicted.append(old)
-                    self._open.pop(old_id, None)
-                    if self.streaming[1] is old:
-                        self.streaming = _NOT_STREAMING
         if evicted:
             if self.evicted == 0:
                 _logger.warning(
@@ -158,13 +167,30 @@ class RunRegistry:
 
     def pop(self, run_id: UUID) -> RunRecord | None:
         """Remove and return a run of this handler; ``None`` if unknown (never started, ended, or another's)."""
-        key = run_id.int
+        return self._pop(run_id.int)
+
+    def _pop(self, key: int) -> RunRecord | None:
         record = self._runs.pop(key, None)
         if record is not None:
             self._open.pop(key, None)
             if self.streaming[1] is record:
                 self.streaming = _NOT_STREAMING
+            parent = record.parent
+            if parent is not None and parent.children is not None:
+                parent.children.discard(record)
         return record
+
+    def pop_orphans(self, record: RunRecord) -> list[RunRecord]:
+        """Remove and return the runs of this handler still open beneath ``record``, deepest first (they end
+        before the runs above them)."""
+        orphans: list[RunRecord] = []
+        children, record.children = record.children, None
+        for child in list(children or ()):
+            if self._runs.get(child.key) is child:
+                orphans.extend(self.pop_orphans(child))
+                self._pop(child.key)
+                orphans.append(child)
+        return orphans
 
     def add_usage(self, record: RunRecord, input_tokens: int, output_tokens: int) -> None:
         """Add a model run's tokens to every run above it (the totals chain and agent spans carry)."""
