@@ -132,8 +132,11 @@ SCRIPT = textwrap.dedent('''
     elif mode == "lock-held":
         held, release = threading.Event(), threading.Event()
 
+        from otel_callbacks.emit import lean_span
+
         def holder():
-            with handler._runs._lock:  # as if this thread were evicting or adding usage at fork time
+            # as if this thread were evicting, adding usage or ending a lean span at fork time
+            with handler._runs._lock, lean_span._END_LOCK:
                 held.set()
                 release.wait(30)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import sys
 import threading
 import traceback
@@ -41,6 +42,15 @@ _PLAIN = frozenset((str, bool, int, float))
 _UNSET = Status(StatusCode.UNSET)
 _NO_ATTRIBUTES = BoundedAttributes(attributes=None, immutable=True)  # shared: immutable and empty
 _END_LOCK = threading.Lock()  # end() must export once even if two threads end the same span
+
+
+def _new_end_lock_after_fork() -> None:
+    # A fork while another thread held the lock would leave it held forever in the child: no span would end.
+    global _END_LOCK
+    _END_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_end_lock_after_fork)
 
 
 def limit(value: int | None) -> int:
