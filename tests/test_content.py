@@ -99,3 +99,19 @@ def test_text_attribute_cut_to_limit() -> None:
 def test_nan_never_reaches_json() -> None:
     text = json_attribute([math.nan, -math.inf], ContentPolicy(capture=True))
     assert text == '["nan","-inf"]'
+
+
+def test_stream_event_types_outside_the_protocol_are_not_recorded_without_capture(handler, spans) -> None:
+    """An event type is free text a caller controls (the fuzz suite planted content there); only the protocol's
+    own types are recorded with capture off."""
+    from uuid import uuid4
+
+    from langchain_core.outputs import LLMResult
+
+    run = uuid4()
+    handler.on_chat_model_start({}, [["hi"]], run_id=run)
+    handler.on_stream_event({"event": "sk-secret-123"}, run_id=run)
+    handler.on_stream_event({"event": "content-block-delta", "delta": {"type": "text", "text": "x"}}, run_id=run)
+    handler.on_llm_end(LLMResult(generations=[[]]), run_id=run)
+    (span,) = spans.raw()
+    assert [e.attributes["langchain.stream_event.type"] for e in span.events] == ["other", "content-block-delta"]

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from otel_callbacks.runs.registry import RunRecord, RunRegistry
 
 
+# The event types of langchain-core's stream protocol (``langchain_protocol``, ``stream_events(version="v3")``).
+_STREAM_EVENT_TYPES = frozenset({
+    "message-start", "content-block-start", "content-block-delta", "content-block-finish", "message-finish", "error",
+    "tool-started", "tool-output-delta", "tool-finished", "tool-error",
+})
+
+
 def _chunk_text(token: Any) -> str:
     if isinstance(token, str):
         return token
@@ -117,7 +124,11 @@ class EventCallbacks:
             return
         if not self._chunk(record, non_empty):
             return
-        attrs: dict[str, Any] = {sc.ATTR_STREAM_EVENT_TYPE: kind[:64] if isinstance(kind, str) else "unknown"}
+        if not isinstance(kind, str):
+            kind = "unknown"
+        elif kind not in _STREAM_EVENT_TYPES:  # anything else may be content: recorded only with capture on
+            kind = kind[:64] if self._capture else "other"
+        attrs: dict[str, Any] = {sc.ATTR_STREAM_EVENT_TYPE: kind}
         if self._capture:
             value = json_attribute(event, self._policy)
             if value is not None:
