@@ -17,14 +17,11 @@ from functools import partial
 from typing import Any, Protocol
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
 from otel_callbacks.emit import compat
 
 _logger = logging.getLogger(__name__)
-
-OK = Status(StatusCode.OK)  # one shared object: every run that ends well gets it
-
 
 class Emitter(Protocol):
     """How spans are made; see the module docstring."""

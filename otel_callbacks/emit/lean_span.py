@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
-from otel_callbacks.emit.emitter import OK
+from otel_callbacks.emit.status import OK
 
 if TYPE_CHECKING:
     from otel_callbacks.emit.fast import LeanTracer

@@ -13,7 +13,7 @@ from uuid import UUID
 from opentelemetry.trace import Status, StatusCode
 
 from otel_callbacks import _semconv as sc
-from otel_callbacks.emit.emitter import OK
+from otel_callbacks.emit.status import OK
 from otel_callbacks.handler.guard import failed, guarded
 from otel_callbacks.mapping import errors as _errors
 from otel_callbacks.mapping import messages as _messages
