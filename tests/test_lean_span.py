@@ -106,8 +106,14 @@ def normalised(spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
     def sid(ctx: SpanContext | None) -> int | None:
         return None if ctx is None else ids.setdefault(ctx.span_id, len(ids))
 
+    # Ids follow traces in the order they started, then spans by start within each trace: concurrent traces
+    # interleave differently from run to run, but each one's own order is fixed (and identical traces may swap).
+    trace_start: dict[int, int] = {}
+    for span in spans:
+        tid = span.context.trace_id
+        trace_start[tid] = min(trace_start.get(tid, span.start_time or 0), span.start_time or 0)
     out = []
-    for span in sorted(spans, key=lambda s: (s.start_time or 0)):
+    for span in sorted(spans, key=lambda s: (trace_start[s.context.trace_id], s.context.trace_id, s.start_time or 0)):
         sid(span.context)
     for span in spans:
         attrs = {k: type(v).__name__ if k in TIMINGS else v for k, v in (span.attributes or {}).items()

@@ -172,11 +172,12 @@ class _Handler(BaseHTTPRequestHandler):
         chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             chunks.append({**base, "choices": [], "usage": USAGE})
+        # Counted before sending: the client may finish reading before this thread runs again.
+        self.stub.sse_chunks_sent.append(len(chunks))
         for chunk in chunks:
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
         self.wfile.write(b"data: [DONE]\n\n")
-        self.stub.sse_chunks_sent.append(len(chunks))
 
 
 @pytest.fixture(name="server")
