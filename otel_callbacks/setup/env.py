@@ -10,7 +10,8 @@ endpoint, headers, timeout, certificates, compression). They are handed only wha
 the SDK applies its own defaults, precedence and warnings. The one exception is ``otel-callbacks send``, which posts
 already-encoded requests without an SDK exporter: :func:`resolve_replay_target` reads the OTLP variables for it.
 
-This is the only module of the set-up layer that reads ``os.environ``.
+Only this module and ``setup.sdk_env`` (which checks the SDK's variables before the SDK's components read them, so
+that a malformed one costs a warning, not an exporter) read ``os.environ`` in the set-up layer.
 
 Example:
     >>> resolve_settings(exporters="otlp", endpoint="http://localhost:4318").endpoint
@@ -40,6 +41,7 @@ from otel_callbacks.setup.exporters.otlp import (
     signal_url,
     valid_url,
 )
+from otel_callbacks.setup.sdk_env import NO_FALLBACKS, OtlpFallbacks, otlp_fallbacks
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,8 @@ DEFAULT_REPLAY_TIMEOUT_S = 10.0  # what the OTLP exporters use when OTEL_EXPORTE
 @dataclass(frozen=True, slots=True)
 class TracingSettings:
     """Resolved exporter settings. ``endpoint``, ``headers`` and ``timeout`` are the caller's explicit values (an HTTP
-    ``endpoint`` already ends in ``/v1/traces``), or None: the OTLP exporter then reads its own environment."""
+    ``endpoint`` already ends in ``/v1/traces``), or None: the OTLP exporter then reads its own environment.
+    ``fallbacks`` replace the OTLP variables that are malformed (see :func:`otlp_fallbacks`)."""
 
     exporters: tuple[str, ...] = ("console",)
     file_path: str = DEFAULT_FILE_PATH
@@ -80,6 +83,7 @@ class TracingSettings:
     timeout: float | None = None
     console_format: str = "tree"
     exit_timeout_millis: int = DEFAULT_EXIT_TIMEOUT_MS
+    fallbacks: OtlpFallbacks = NO_FALLBACKS
 
 
 def resolve_settings(
@@ -105,6 +109,8 @@ def resolve_settings(
     proto, final_endpoint = resolve_otlp(
         "TRACES", TRACES_PATH, endpoint=endpoint, protocol=protocol, alias_protocol=alias_protocol)
     path = os.fspath(file_path) if file_path is not None else (_env(OTEL_CALLBACKS_FILE_PATH) or DEFAULT_FILE_PATH)
+    fallbacks = (otlp_fallbacks("TRACES", proto, headers_given=headers is not None, timeout_given=timeout is not None)
+                 if "otlp" in names else NO_FALLBACKS)
     return TracingSettings(
         exporters=names,
         file_path=path,
@@ -114,6 +120,7 @@ def resolve_settings(
         timeout=timeout,
         console_format=console_format or env_choice(OTEL_CALLBACKS_CONSOLE_FORMAT, CONSOLE_FORMATS, "tree"),
         exit_timeout_millis=resolve_exit_timeout(exit_timeout_millis),
+        fallbacks=fallbacks,
     )
 
 

@@ -39,6 +39,7 @@ from otel_callbacks.setup.env import (
 from otel_callbacks.setup.exporters import ConsoleMetricSummaryExporter
 from otel_callbacks.setup.exporters.otlp import GRPC, METRICS_PATH, make_otlp_metric_exporter
 from otel_callbacks.setup.lifecycle import flush_at_exit, make_resource
+from otel_callbacks.setup.sdk_env import NO_FALLBACKS, OtlpFallbacks, otlp_fallbacks
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class MetricsSettings:
     console_format: str = "tree"
     interval_millis: int | None = None
     exit_timeout_millis: int = DEFAULT_EXIT_TIMEOUT_MS
+    fallbacks: OtlpFallbacks = NO_FALLBACKS
 
 
 def resolve_metrics_settings(
@@ -103,6 +105,8 @@ def resolve_metrics_settings(
         console_format=console_format or env_choice(OTEL_CALLBACKS_CONSOLE_FORMAT, CONSOLE_FORMATS, "tree"),
         interval_millis=interval_millis,
         exit_timeout_millis=resolve_exit_timeout(exit_timeout_millis),
+        fallbacks=otlp_fallbacks("METRICS", proto, headers_given=headers is not None, timeout_given=timeout is not None)
+        if "otlp" in names else NO_FALLBACKS,
     )
 
 
@@ -249,8 +253,8 @@ def _make_exporter(name: str, settings: MetricsSettings, console_out: IO[str] | 
             return ConsoleMetricSummaryExporter(console_out)
         if name == "otlp":
             return make_otlp_metric_exporter(settings.protocol, endpoint=settings.endpoint, headers=settings.headers,
-                                             timeout=settings.timeout)
-    except Exception as exc:  # e.g. the gRPC exporter cannot parse OTEL_EXPORTER_OTLP_METRICS_TIMEOUT and raises
+                                             timeout=settings.timeout, fallbacks=settings.fallbacks)
+    except Exception as exc:  # malformed variables are replaced (sdk_env); this is for what no check foresaw
         hint = " (check the OTEL_EXPORTER_OTLP_* variables it reads)" if name == "otlp" else ""
         logger.warning("Could not create the %s metric exporter, continuing without it: %s%s", name, exc, hint)
         return None

@@ -23,6 +23,7 @@ from otel_callbacks.setup.env import TracingSettings, metrics_exporter_env_set, 
 from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 from otel_callbacks.setup.exporters.otlp import make_otlp_exporter
 from otel_callbacks.setup.lifecycle import flush_at_exit, make_resource
+from otel_callbacks.setup.sdk_env import batch_processor_fallbacks
 
 logger = logging.getLogger(__name__)
 
@@ -180,9 +181,10 @@ def _make_exporter(name: str, settings: TracingSettings, console_out: IO[str] | 
             return OtlpJsonFileSpanExporter(settings.file_path)
         if name == "otlp":
             return make_otlp_exporter(
-                settings.protocol, endpoint=settings.endpoint, headers=settings.headers, timeout=settings.timeout
+                settings.protocol, endpoint=settings.endpoint, headers=settings.headers, timeout=settings.timeout,
+                fallbacks=settings.fallbacks,
             )
-    except Exception as exc:  # e.g. the gRPC exporter cannot parse OTEL_EXPORTER_OTLP_TRACES_TIMEOUT and raises
+    except Exception as exc:  # malformed variables are replaced (sdk_env); this is for what no check foresaw
         hint = " (check the OTEL_EXPORTER_OTLP_* variables it reads)" if name == "otlp" else ""
         logger.warning("Could not create the %s span exporter, continuing without it: %s%s", name, exc, hint)
         return None
@@ -190,11 +192,16 @@ def _make_exporter(name: str, settings: TracingSettings, console_out: IO[str] | 
 
 
 def _batch(exporter: SpanExporter) -> SpanProcessor:
-    # The processor reads OTEL_BSP_* itself. Some values it refuses with ValueError (a batch larger than the queue, a
-    # size or delay <= 0); a typo in the environment must not stop the application from starting.
+    # The processor reads OTEL_BSP_* itself; the malformed ones (which it would refuse with ValueError or log with a
+    # traceback) are replaced by their defaults first, each with one warning naming it.
+    given = batch_processor_fallbacks()
     try:
-        return BatchSpanProcessor(exporter)
-    except ValueError as exc:
+        return BatchSpanProcessor(  # None: the processor reads that variable itself
+            exporter, max_queue_size=given.get("max_queue_size"),
+            max_export_batch_size=given.get("max_export_batch_size"),
+            schedule_delay_millis=given.get("schedule_delay_millis"),
+            export_timeout_millis=given.get("export_timeout_millis"))
+    except ValueError as exc:  # a refusal no check foresaw: a typo in the environment must not stop the application
         logger.warning("The batch span processor refused the OTEL_BSP_* settings (%s); using the defaults instead: "
                        "queue 2048, batch 512, delay 5000 ms, export timeout 30000 ms.", exc)
         # The specification's defaults for OTEL_BSP_*, which are also the SDK's.

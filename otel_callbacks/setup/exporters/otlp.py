@@ -1,13 +1,21 @@
 """Build the official OTLP span and metric exporters from explicit settings (no env reading here: the exporters read
-their own), plus the URL and protocol helpers the settings layer uses."""
+their own, except the malformed variables ``setup.sdk_env`` replaced), plus the URL and protocol helpers the settings
+layer uses."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.trace.export import SpanExporter
+
+from otel_callbacks.setup.sdk_env import NO_FALLBACKS, OtlpFallbacks, TlsFiles
 
 GRPC = "grpc"
 HTTP_PROTOBUF = "http/protobuf"
@@ -78,28 +86,31 @@ def infer_protocol(endpoint: str | None) -> str:
 
 def make_otlp_exporter(
     protocol: str, *, endpoint: str | None = None, headers: Mapping[str, str] | None = None,
-    timeout: float | None = None,
+    timeout: float | None = None, fallbacks: OtlpFallbacks = NO_FALLBACKS,
 ) -> SpanExporter:
     """Create the official OTLP span exporter, handing it only the caller's explicit values.
 
     What is left None (the exporters' own "not given") the exporter reads from ``OTEL_EXPORTER_OTLP_[TRACES_]*``
-    itself, with its own defaults; an explicit HTTP ``endpoint`` is the final URL (including ``/v1/traces``). The
-    exporter modules are imported here, not at module import, so that console-only users never pay for grpc.
+    itself, with its own defaults; an explicit HTTP ``endpoint`` is the final URL (including ``/v1/traces``).
+    ``fallbacks`` stand in for the variables ``setup.sdk_env`` found malformed. The exporter modules are imported
+    here, not at module import, so that console-only users never pay for grpc.
     """
     if protocol == HTTP_PROTOBUF:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-        return HttpExporter(endpoint=endpoint, headers=_copy(headers), timeout=timeout)
+        with _out_of_sight(fallbacks):
+            return HttpExporter(endpoint=endpoint, **_http_arguments(headers, timeout, fallbacks))
     if protocol == GRPC:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        return GrpcExporter(endpoint=endpoint, headers=_grpc_metadata(headers), timeout=timeout)
+        with _out_of_sight(fallbacks):
+            return GrpcExporter(endpoint=endpoint, **_grpc_arguments(headers, timeout, fallbacks))
     raise ValueError(f"unknown OTLP protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
 
 
 def make_otlp_metric_exporter(
     protocol: str, *, endpoint: str | None = None, headers: Mapping[str, str] | None = None,
-    timeout: float | None = None,
+    timeout: float | None = None, fallbacks: OtlpFallbacks = NO_FALLBACKS,
 ) -> MetricExporter:
     """Create the official OTLP metric exporter, handing it only the caller's explicit values (as
     :func:`make_otlp_exporter`, with ``OTEL_EXPORTER_OTLP_[METRICS_]*`` and ``/v1/metrics``).
@@ -111,12 +122,91 @@ def make_otlp_metric_exporter(
     if protocol == HTTP_PROTOBUF:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
 
-        return HttpExporter(endpoint=endpoint, headers=_copy(headers), timeout=timeout)
+        with _out_of_sight(fallbacks):
+            return HttpExporter(endpoint=endpoint, **_http_arguments(headers, timeout, fallbacks))
     if protocol == GRPC:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
 
-        return GrpcExporter(endpoint=endpoint, headers=_grpc_metadata(headers), timeout=timeout)
+        with _out_of_sight(fallbacks):
+            return GrpcExporter(endpoint=endpoint, **_grpc_arguments(headers, timeout, fallbacks))
     raise ValueError(f"unknown OTLP protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+
+
+_environ_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _out_of_sight(fallbacks: OtlpFallbacks) -> Iterator[None]:
+    """While the exporter is built, hide the malformed variables it would parse despite its arguments, and drop the
+    API's nameless header warning that ``sdk_env`` has already given with the variable's name.
+
+    Hiding means taking the variable out of ``os.environ`` and putting it back, the one way to keep a public
+    constructor from reading it. Another thread reading it meanwhile sees it unset, which is what we decided it is.
+    """
+    api_logger = logging.getLogger("opentelemetry.util.re")
+    duplicate = _DropAll()
+    if fallbacks.headers is not None:
+        api_logger.addFilter(duplicate)
+    with _environ_lock:
+        saved = {name: os.environ.pop(name) for name in fallbacks.hidden if name in os.environ}
+        try:
+            yield
+        finally:
+            os.environ.update(saved)
+            api_logger.removeFilter(duplicate)
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+def _http_arguments(headers: Mapping[str, str] | None, timeout: float | None, fallbacks: OtlpFallbacks
+                    ) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"headers": _copy(headers if headers is not None else fallbacks.headers),
+                                 "timeout": timeout if timeout is not None else fallbacks.timeout}
+    if fallbacks.compression is not None:
+        from opentelemetry.exporter.otlp.proto.http import Compression
+
+        arguments["compression"] = Compression(fallbacks.compression)
+    if fallbacks.tls is not None:
+        # An explicit path wins over the variables; in place of an unreadable CA file, the CA bundle requests itself
+        # verifies with by default. (A client key or certificate cannot be un-set this way: the exporter reads the
+        # variable whenever the argument is None, so sdk_env's warning says so.)
+        from requests.certs import where
+
+        arguments["certificate_file"] = fallbacks.tls.certificate or where()
+        arguments["client_key_file"] = fallbacks.tls.client_key
+        arguments["client_certificate_file"] = fallbacks.tls.client_certificate
+    return arguments
+
+
+def _grpc_arguments(headers: Mapping[str, str] | None, timeout: float | None, fallbacks: OtlpFallbacks
+                    ) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"headers": _grpc_metadata(headers if headers is not None else fallbacks.headers),
+                                 "timeout": timeout if timeout is not None else fallbacks.timeout}
+    if fallbacks.compression is not None:
+        from grpc import Compression
+
+        arguments["compression"] = {"gzip": Compression.Gzip, "deflate": Compression.Deflate,
+                                    "none": Compression.NoCompression}[fallbacks.compression]
+    if fallbacks.tls is not None:
+        # Credentials passed explicitly are used as they are: the exporter then reads no certificate variable.
+        arguments["credentials"] = _grpc_credentials(fallbacks.tls)
+    return arguments
+
+
+def _grpc_credentials(tls: TlsFiles) -> object:
+    from grpc import ssl_channel_credentials
+
+    def read(path: str | None) -> bytes | None:
+        if path is None:
+            return None
+        with open(path, "rb") as file:
+            return file.read()
+
+    return ssl_channel_credentials(root_certificates=read(tls.certificate), private_key=read(tls.client_key),
+                                   certificate_chain=read(tls.client_certificate))
 
 
 def _copy(headers: Mapping[str, str] | None) -> dict[str, str] | None:
