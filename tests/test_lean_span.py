@@ -297,14 +297,23 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from otel_callbacks import OpenTelemetryCallbackHandler
 
+from uuid import uuid4
+from otel_callbacks.runs.registry import open_runs_of
+
 handler = OpenTelemetryCallbackHandler()  # import time: the API still hands out a proxy
 assert handler.emission_path == "sdk"
+proxy = trace.get_tracer_provider()
+early = uuid4()
+handler.on_chain_start({"name": "early"}, {}, run_id=early)  # open while the provider is installed
 exporter = InMemorySpanExporter()
 provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(exporter))
 trace.set_tracer_provider(provider)
 (RunnableLambda(lambda x: x) | RunnableLambda(lambda x: x)).invoke(1, config={"callbacks": [handler]})
 assert handler.emission_path == "fast"
+assert list(open_runs_of(provider)) == [early.int] and not open_runs_of(proxy)  # the open run moved along
+handler.on_chain_end({}, run_id=early)
+assert not open_runs_of(provider) and handler.open_runs == 0
 spans = exporter.get_finished_spans()
 print(len(spans), len({s.context.trace_id for s in spans}), type(spans[0]).__name__)
 """

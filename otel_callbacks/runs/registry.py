@@ -107,8 +107,16 @@ class RunRegistry:
         _REGISTRIES.add(self)
 
     def bind(self, provider: Any) -> None:
-        """Share run claims and parents with the other handlers on ``provider`` from now on."""
-        self._open = open_runs_of(provider)
+        """Share run claims and parents with the other handlers on ``provider`` from now on; this handler's open
+        runs move along (a handler made before the app's provider was installed rebinds on a later start)."""
+        old: dict[int, RunRecord] | None = getattr(self, "_open", None)
+        new = open_runs_of(provider)
+        if old is not None and old is not new:
+            for key, record in list(self._runs.items()):
+                if old.get(key) is record:
+                    del old[key]
+                    new[key] = record
+        self._open = new
 
     def _after_fork(self) -> None:
         # A fork while another thread held the lock would leave it held forever in the child.
