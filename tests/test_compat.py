@@ -43,6 +43,14 @@ class TestProvenRange:
         assert handler.emission_path == "sdk"
         assert [r for r in caplog.records if "outside the range" in r.getMessage() and "(1, 99)" in r.getMessage()]
 
+    def test_a_release_known_to_differ_gets_the_sdk_path(self, monkeypatch: pytest.MonkeyPatch,
+                                                         tracer_provider: TracerProvider) -> None:
+        monkeypatch.setattr(compat, "sdk_version", lambda: (1, 42))
+        monkeypatch.setattr(compat, "_sdk_release", lambda: "1.42.0")
+        assert OpenTelemetryCallbackHandler(tracer_provider).emission_path == "sdk"
+        monkeypatch.setattr(compat, "_sdk_release", lambda: "1.42.1")
+        assert OpenTelemetryCallbackHandler(tracer_provider).emission_path == "fast"
+
     def test_inside_the_range_the_sdk_tracer_gets_the_fast_path(self, tracer_provider: TracerProvider) -> None:
         assert OpenTelemetryCallbackHandler(tracer_provider).emission_path == "fast"
 

@@ -39,10 +39,24 @@ def sdk_version() -> tuple[int, int] | None:
         return None
 
 
+# Releases inside the range whose own path the fast path does not reproduce (it follows the releases around them).
+FAST_PATH_SDK_EXCLUDED = {
+    "1.42.0": "sets the random-trace-id flag on children of a remote parent (1.42.1 reverts it)",
+}
+
+
+def _sdk_release() -> str | None:
+    try:
+        return metadata.version("opentelemetry-sdk")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def fast_path_proven() -> bool:
     """Whether the installed SDK is one the fast path is proven on."""
     version = sdk_version()
-    return version is not None and FAST_PATH_SDK_MIN <= version <= FAST_PATH_SDK_MAX
+    return (version is not None and FAST_PATH_SDK_MIN <= version <= FAST_PATH_SDK_MAX
+            and _sdk_release() not in FAST_PATH_SDK_EXCLUDED)
 
 
 def sdk_trace_module() -> Any:
