@@ -163,6 +163,13 @@ class _ExitFlusher:
             _shut_down(provider, self.done)
         return True
 
+    def gave_up(self) -> None:
+        # A provider that counts its losses (setup_tracing's) counts what is still pending and reports it.
+        provider = self._ref()
+        hook = getattr(provider, "gave_up", None)
+        if callable(hook):
+            hook()
+
     def after_fork(self) -> None:
         # The child inherits the flusher but not its thread (nor safely its events): start both anew.
         if self._ref() is not None:
@@ -182,7 +189,9 @@ def _flush_all_at_exit() -> None:
     start = time.monotonic()
     woken = [f for f in flushers if f.wake()]
     for flusher in woken:
-        _waited(flusher.done, start + max(flusher.timeout_millis, 0) / 1000, flusher.timeout_millis, flusher.what)
+        if not _waited(flusher.done, start + max(flusher.timeout_millis, 0) / 1000, flusher.timeout_millis,
+                       flusher.what):
+            flusher.gave_up()
 
 
 def _after_fork_in_child() -> None:

@@ -89,9 +89,9 @@ def otlp_fallbacks(signal: str, protocol: str, *, headers_given: bool, timeout_g
     )
 
 
-def batch_processor_fallbacks() -> dict[str, int]:
+def batch_processor_fallbacks() -> tuple[dict[str, int], int]:
     """Keyword arguments for ``BatchSpanProcessor`` replacing malformed ``OTEL_BSP_*`` variables (each warned about
-    once); empty when all are well formed, so the processor reads them itself.
+    once; empty when all are well formed, so the processor reads them itself), and the queue size it will have.
 
     The processor parses them as integers and refuses values <= 0 (the export timeout may be 0) and a batch larger
     than the queue. For that last one neither variable alone is wrong: both get their defaults, and one warning names
@@ -112,7 +112,8 @@ def batch_processor_fallbacks() -> dict[str, int]:
             "Invalid values OTEL_BSP_MAX_EXPORT_BATCH_SIZE=%d > OTEL_BSP_MAX_QUEUE_SIZE=%d; a batch cannot be larger "
             "than the queue. Using the defaults for both: batch 512, queue 2048.", batch, queue)
         arguments.update(max_queue_size=2048, max_export_batch_size=512)
-    return arguments
+        queue = 2048
+    return arguments, queue
 
 
 def _int(raw: str | None) -> int | None:

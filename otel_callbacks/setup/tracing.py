@@ -16,10 +16,16 @@ from typing import IO
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.util.types import AttributeValue
 
-from otel_callbacks.setup.env import TracingSettings, metrics_exporter_env_set, resolve_settings
+from otel_callbacks.setup.batching import REASONS, CountedBatchSpanProcessor, CountingExporter, DropCounter
+from otel_callbacks.setup.env import (
+    DEFAULT_EXIT_TIMEOUT_MS,
+    TracingSettings,
+    metrics_exporter_env_set,
+    resolve_settings,
+)
 from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 from otel_callbacks.setup.exporters.otlp import make_otlp_exporter
 from otel_callbacks.setup.lifecycle import flush_at_exit, make_resource
@@ -27,24 +33,84 @@ from otel_callbacks.setup.sdk_env import batch_processor_fallbacks
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TracingSettings", "build_provider", "resolve_settings", "setup_tracing"]
+__all__ = ["BoundedTracerProvider", "TracingSettings", "build_provider", "resolve_settings", "setup_tracing"]
 
 
-class _Provider(TracerProvider):
-    """A ``TracerProvider`` whose ``shutdown`` runs once: our exit hook may follow the user's own shutdown call."""
+class BoundedTracerProvider(TracerProvider):
+    """The ``TracerProvider`` that ``setup_tracing`` returns: shutdown and flush are bounded, losses are counted.
 
-    def __init__(self, resource: Resource) -> None:
+    * ``shutdown(timeout_millis=None)`` waits at most ``timeout_millis`` (default: the exit timeout,
+      ``OTEL_CALLBACKS_EXIT_TIMEOUT``, else 5000 ms) however dead the collector is, and runs once (our exit hook may
+      follow the user's own call). What was still pending when it gave up is counted as dropped.
+    * ``force_flush(timeout_millis)`` returns within its timeout (the SDK's batch processor ignores it).
+    * ``dropped``: spans lost so far, by reason: ``queue_full`` (the application outran the exporter; raise
+      ``OTEL_BSP_MAX_QUEUE_SIZE`` for bursts), ``export_failed`` (the exporter returned FAILURE or raised),
+      ``shutdown`` (pending when shutdown gave up, or ended after it). Losses are also logged, at most once a minute
+      and once at shutdown.
+    """
+
+    def __init__(self, resource: Resource, *, shutdown_timeout_millis: int = DEFAULT_EXIT_TIMEOUT_MS) -> None:
         # The SDK's own atexit hook waits up to 30 s per processor; ours (registered in build_provider) is bounded.
         super().__init__(resource=resource, shutdown_on_exit=False)
         self._shutdown_lock = threading.Lock()
         self._is_shut_down = False
+        self._shutdown_timeout_millis = shutdown_timeout_millis
+        self._counted: list[CountedBatchSpanProcessor] = []
+        self._counters: list[DropCounter] = []
 
-    def shutdown(self) -> None:
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Running totals of lost spans by reason, summed over this provider's exporters."""
+        totals = dict.fromkeys(REASONS, 0)
+        for counter in self._counters:
+            for reason, count in counter.totals().items():
+                totals[reason] += count
+        return totals
+
+    def add_counted(self, processor: SpanProcessor, counter: DropCounter) -> None:
+        """Add a processor whose losses ``counter`` counts (and report them at shutdown)."""
+        self.add_span_processor(processor)
+        self._counters.append(counter)
+        if isinstance(processor, CountedBatchSpanProcessor):
+            self._counted.append(processor)
+
+    def shutdown(self, timeout_millis: int | None = None) -> None:
         with self._shutdown_lock:
             if self._is_shut_down:
                 return
             self._is_shut_down = True
-        super().shutdown()
+        bound = self._shutdown_timeout_millis if timeout_millis is None else timeout_millis
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                super(BoundedTracerProvider, self).shutdown()
+            except Exception:  # telemetry failures are logged, never raised into the host
+                logger.exception("Error while shutting down the tracer provider")
+            finally:
+                done.set()
+
+        try:
+            threading.Thread(target=run, name="otel-callbacks-shutdown", daemon=True).start()
+        except RuntimeError:  # at interpreter exit on 3.12+ no thread can start; lifecycle's waiter bounds us then
+            run()
+        if done.wait(max(bound, 0) / 1000):
+            for processor in self._counted:
+                processor.finished()
+            self._report()
+        else:
+            self.gave_up()
+
+    def gave_up(self) -> None:
+        """Shutdown ran out of time: count what is still pending as lost and report it (lifecycle calls this too,
+        when it stops waiting for a shutdown that could not be bounded here)."""
+        for processor in self._counted:
+            processor.gave_up()
+        self._report()
+
+    def _report(self) -> None:
+        for counter in self._counters:  # the unbatched exporters' failures too
+            counter.report()
 
 
 def setup_tracing(
@@ -63,7 +129,7 @@ def setup_tracing(
     set_global: bool = True,
     exit_timeout_millis: int | None = None,
     metrics: bool | str | Sequence[str] | None = None,
-) -> TracerProvider:
+) -> BoundedTracerProvider:
     """Configure a ``TracerProvider`` with console, file and/or OTLP exporters, and install it globally.
 
     Args:
@@ -151,20 +217,21 @@ def build_provider(
     batch: bool = True,
     set_global: bool = True,
     default_service_name: str | None = None,
-) -> TracerProvider:
+) -> BoundedTracerProvider:
     """Build the provider for already-resolved settings (the CLI resolves once, then inspects the settings).
 
     ``default_service_name`` replaces the SDK's ``unknown_service`` when neither an argument nor env names one.
     """
-    provider = _Provider(make_resource(service_name, resource_attributes, default_service_name))
+    provider = BoundedTracerProvider(make_resource(service_name, resource_attributes, default_service_name),
+                                     shutdown_timeout_millis=settings.exit_timeout_millis)
     for name in settings.exporters:
         exporter = _make_exporter(name, settings, console_out)
         if exporter is None:
             continue
         sync = name == "console" or not batch  # console output should appear as the trace ends, not 5 s later
-        provider.add_span_processor(SimpleSpanProcessor(exporter) if sync else _batch(exporter))
+        _add(provider, exporter, batched=not sync)
     for exporter in extra_exporters:
-        provider.add_span_processor(_batch(exporter) if batch else SimpleSpanProcessor(exporter))
+        _add(provider, exporter, batched=batch)
     flush_at_exit(provider, settings.exit_timeout_millis, "spans")
     if set_global:
         _install_global(provider)
@@ -191,13 +258,21 @@ def _make_exporter(name: str, settings: TracingSettings, console_out: IO[str] | 
     raise AssertionError(f"unreachable exporter name {name!r}")
 
 
-def _batch(exporter: SpanExporter) -> SpanProcessor:
+def _add(provider: BoundedTracerProvider, exporter: SpanExporter, *, batched: bool) -> None:
+    # Every exporter is wrapped to count its failures; batched ones also get the processor that counts a full queue.
+    counter = DropCounter(type(exporter).__name__)
+    counting = CountingExporter(exporter, counter)
+    provider.add_counted(_batch(counting, counter) if batched else SimpleSpanProcessor(counting), counter)
+
+
+def _batch(exporter: CountingExporter, counter: DropCounter) -> SpanProcessor:
     # The processor reads OTEL_BSP_* itself; the malformed ones (which it would refuse with ValueError or log with a
-    # traceback) are replaced by their defaults first, each with one warning naming it.
-    given = batch_processor_fallbacks()
+    # traceback) are replaced by their defaults first, each with one warning naming it. The queue size is passed
+    # always: the processor counts against it (it is the value the SDK would read).
+    given, queue_size = batch_processor_fallbacks()
     try:
-        return BatchSpanProcessor(  # None: the processor reads that variable itself
-            exporter, max_queue_size=given.get("max_queue_size"),
+        return CountedBatchSpanProcessor(  # None: the processor reads that variable itself
+            exporter, counter, max_queue_size=queue_size,
             max_export_batch_size=given.get("max_export_batch_size"),
             schedule_delay_millis=given.get("schedule_delay_millis"),
             export_timeout_millis=given.get("export_timeout_millis"))
@@ -205,8 +280,8 @@ def _batch(exporter: SpanExporter) -> SpanProcessor:
         logger.warning("The batch span processor refused the OTEL_BSP_* settings (%s); using the defaults instead: "
                        "queue 2048, batch 512, delay 5000 ms, export timeout 30000 ms.", exc)
         # The specification's defaults for OTEL_BSP_*, which are also the SDK's.
-        return BatchSpanProcessor(exporter, max_queue_size=2048, max_export_batch_size=512,
-                                  schedule_delay_millis=5000, export_timeout_millis=30000)
+        return CountedBatchSpanProcessor(exporter, counter, max_queue_size=2048, max_export_batch_size=512,
+                                         schedule_delay_millis=5000, export_timeout_millis=30000)
 
 
 def _install_global(provider: TracerProvider) -> None:
