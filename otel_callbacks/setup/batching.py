@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from otel_callbacks.setup.forksafe import renew_after_fork
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,12 @@ class DropCounter:
         self.what = what
         self.interval_s = interval_s
         self._reset()
-        _counters.add(self)
+        renew_after_fork(self)
+
+    def _renew_after_fork(self) -> None:
+        # The child's queue starts empty (the SDK clears it; the parent exports what was queued), and another thread
+        # may have held the lock at the fork: the child starts counting afresh.
+        self._reset()
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -69,11 +74,6 @@ class DropCounter:
         self._unreported = dict.fromkeys(REASONS, 0)
         self._last_warning = -float("inf")
         self._abandoned = False  # after a shutdown that gave up, a late success means the span was not lost after all
-
-    def after_fork(self) -> None:
-        # The child's queue starts empty (the SDK clears it; the parent exports what was queued), and another thread
-        # may have held the lock at the fork: the child starts counting afresh.
-        self._reset()
 
     def in_flight(self) -> int:
         """Accepted but not yet handed to the exporter: the queue, plus a batch being taken off it."""
@@ -195,11 +195,11 @@ class CountedBatchSpanProcessor(BatchSpanProcessor):
         self.counter = counter
         self._counting = exporter
         self._capacity = max_queue_size
-        self._flush_lock = threading.Lock()
         self._flushing: threading.Thread | None = None
         self._flushed = threading.Event()
+        self._renew_after_fork()
+        renew_after_fork(self)
         self._closed = False
-        _processors.add(self)
 
     def on_end(self, span: ReadableSpan) -> None:
         if not (span.context and span.context.trace_flags.sampled):
@@ -260,9 +260,9 @@ class CountedBatchSpanProcessor(BatchSpanProcessor):
         self.counter.abandon_pending()
         self.counter.report()
 
-    def _after_fork(self) -> None:
+    def _renew_after_fork(self) -> None:
         self._flush_lock = threading.Lock()
-        self._flushing = None
+        self._flushing = None  # the parent's flush thread does not exist here
 
 
 def _shut_quietly(exporter: SpanExporter) -> None:
@@ -271,17 +271,3 @@ def _shut_quietly(exporter: SpanExporter) -> None:
     except Exception:  # telemetry failures are logged, never raised into the host
         logger.exception("Error while shutting down %s", type(exporter).__name__)
 
-
-_counters: weakref.WeakSet[DropCounter] = weakref.WeakSet()
-_processors: weakref.WeakSet[CountedBatchSpanProcessor] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for counter in list(_counters):
-        counter.after_fork()
-    for processor in list(_processors):
-        processor._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -38,6 +38,7 @@ from otel_callbacks.setup.env import (
 )
 from otel_callbacks.setup.exporters import ConsoleMetricSummaryExporter
 from otel_callbacks.setup.exporters.otlp import GRPC, METRICS_PATH, make_otlp_metric_exporter
+from otel_callbacks.setup.forksafe import renew_after_fork
 from otel_callbacks.setup.lifecycle import flush_at_exit, make_resource
 from otel_callbacks.setup.sdk_env import NO_FALLBACKS, OtlpFallbacks, otlp_fallbacks
 
@@ -116,8 +117,12 @@ class _MeterProvider(MeterProvider):
 
     def __init__(self, readers: Sequence[MetricReader], resource: Resource) -> None:
         super().__init__(metric_readers=readers, resource=resource, shutdown_on_exit=False)
-        self._once = threading.Lock()
+        self._renew_after_fork()
+        renew_after_fork(self)
         self._done = False
+
+    def _renew_after_fork(self) -> None:
+        self._once = threading.Lock()
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         with self._once:

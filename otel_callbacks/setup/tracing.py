@@ -28,6 +28,7 @@ from otel_callbacks.setup.env import (
 )
 from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 from otel_callbacks.setup.exporters.otlp import make_otlp_exporter
+from otel_callbacks.setup.forksafe import renew_after_fork
 from otel_callbacks.setup.lifecycle import flush_at_exit, make_resource
 from otel_callbacks.setup.sdk_env import batch_processor_fallbacks
 
@@ -52,11 +53,15 @@ class BoundedTracerProvider(TracerProvider):
     def __init__(self, resource: Resource, *, shutdown_timeout_millis: int = DEFAULT_EXIT_TIMEOUT_MS) -> None:
         # The SDK's own atexit hook waits up to 30 s per processor; ours (registered in build_provider) is bounded.
         super().__init__(resource=resource, shutdown_on_exit=False)
-        self._shutdown_lock = threading.Lock()
+        self._renew_after_fork()
+        renew_after_fork(self)
         self._is_shut_down = False
         self._shutdown_timeout_millis = shutdown_timeout_millis
         self._counted: list[CountedBatchSpanProcessor] = []
         self._counters: list[DropCounter] = []
+
+    def _renew_after_fork(self) -> None:
+        self._shutdown_lock = threading.Lock()
 
     @property
     def dropped(self) -> dict[str, int]:

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_callbacks.cli.tree import SpanRecord, build_traces, record_from_span, render_traces
+from otel_callbacks.setup.forksafe import renew_after_fork
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,12 @@ class ConsoleTreeSpanExporter(SpanExporter):
         self._ascii_only = ascii_only
         self._pending: dict[str, list[SpanRecord]] = {}  # insertion order = age, for eviction
         self._pending_count = 0
-        self._lock = threading.Lock()
+        self._renew_after_fork()
+        renew_after_fork(self)  # a child forked while a tree was being printed would otherwise never print
         self._shutdown = False
+
+    def _renew_after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:

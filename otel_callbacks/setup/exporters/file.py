@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_callbacks.setup.exporters.otlp_json import dumps_line, encode_otlp_json
+from otel_callbacks.setup.forksafe import renew_after_fork
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,12 @@ class OtlpJsonFileSpanExporter(SpanExporter):
         self._file: IO[bytes] | None = None
         self._max_bytes = max_bytes
         self._backup_count = backup_count
-        self._lock = threading.Lock()
+        self._renew_after_fork()
+        renew_after_fork(self)  # a child forked while a batch was being written would otherwise never write
         self._shutdown = False
+
+    def _renew_after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     @property
     def path(self) -> str | None:

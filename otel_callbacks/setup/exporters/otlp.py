@@ -135,6 +135,15 @@ def make_otlp_metric_exporter(
 _environ_lock = threading.Lock()
 
 
+def _renew_environ_lock() -> None:
+    global _environ_lock
+    _environ_lock = threading.Lock()  # another thread may have been building an exporter at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_environ_lock)
+
+
 @contextlib.contextmanager
 def _out_of_sight(fallbacks: OtlpFallbacks) -> Iterator[None]:
     """While the exporter is built, hide the malformed variables it would parse despite its arguments, and drop the
