@@ -3,8 +3,8 @@
 One :class:`Emitter` per tracer, chosen once by :func:`emitter_for`: :class:`SdkEmitter` talks to any tracer through
 the OpenTelemetry API (``start_span`` with the run's attributes, ``set_attributes``, ``add_event``);
 ``emit.fast.FastEmitter`` makes lean spans for the SDK's own tracer, on the SDK versions CI proves it on. Both give
-processors and exporters the same spans (``tests/test_emit_equivalence.py`` compares every field); the callbacks
-never know which one they talk to.
+processors and exporters the same spans (``tests/test_lean_span.py`` exports the same workloads both ways and
+compares every field); the callbacks never know which one they talk to.
 
 "How does a chunk become an event?" — :meth:`Emitter.chunk_sink`: a function taking the chunk's timestamp.
 """
@@ -22,6 +22,7 @@ from opentelemetry.trace import Span, SpanKind
 from otel_callbacks.emit import compat
 
 _logger = logging.getLogger(__name__)
+
 
 class Emitter(Protocol):
     """How spans are made; see the module docstring."""
