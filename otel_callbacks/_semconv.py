@@ -70,6 +70,12 @@ GEN_AI_RETRIEVAL_DOCUMENTS: Final = "gen_ai.retrieval.documents"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
+# The exception event, as the SDK's ``Span.record_exception`` writes it (semconv "exceptions" on spans).
+EVENT_EXCEPTION: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+EXCEPTION_ESCAPED: Final = "exception.escaped"
 
 # --- our own attributes (LangChain concepts) -------------------------------------------------------------------------
 LC_RUN_ID: Final = "langchain.run.id"

@@ -3,7 +3,8 @@
 Everything here runs only when content capture is on. It is pure: it receives the policy and never reads the
 environment. Whatever the input (cycles, bytes, NaN, objects whose ``repr`` raises, generators, 5 MB strings), the
 result is a valid JSON string no longer than the policy's limit, or ``None`` when the redaction hook failed (fail
-closed: content is dropped, never leaked).
+closed: content is dropped, never leaked). The hook runs once per string, on the string already cut to the limit, and
+the result holds no code point the OTLP encoder rejects.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from otel_callbacks.mapping.text import safe_text
 
 _logger = logging.getLogger(__name__)
 
@@ -41,7 +44,9 @@ class ContentPolicy:
         capture: record prompts, messages, outputs, tool arguments/results and documents. Off by default, as the
             GenAI semantic conventions require.
         max_length: upper bound, in characters, of any attribute value the handler writes (content or metadata).
-        redact: called on every string of content before it is recorded; if it raises, that content is dropped.
+        redact: called once on every string of content, run metadata and exception text before it is recorded,
+            on the string already cut to ``max_length`` (a pattern that straddles the cut is seen in part); if it
+            raises, that value is dropped.
 
     Example:
         >>> import re
@@ -51,6 +56,17 @@ class ContentPolicy:
     capture: bool = False
     max_length: int = DEFAULT_MAX_VALUE_LENGTH
     redact: Redactor | None = None
+
+
+def apply_redact(redact: Redactor, s: str) -> str:
+    """``redact(s)``, checked: :class:`RedactionError` if the hook raises or returns something else than a string."""
+    try:
+        out = redact(s)
+    except Exception as exc:
+        raise RedactionError(type(exc).__name__) from exc
+    if not isinstance(out, str):
+        raise RedactionError(f"redact returned {type(out).__name__}, not str")
+    return out
 
 
 def to_jsonable(obj: Any, redact: Redactor | None = None, budget: int = DEFAULT_MAX_VALUE_LENGTH) -> Any:
@@ -67,15 +83,19 @@ class _Converter:
         self.seen: set[int] = set()
 
     def text(self, s: str) -> str:
+        # Cut before the hook runs, so its cost is bounded by the budget however long the input (a regex hook run
+        # on a whole 1 MB output made the invoke ~200x slower); a hook that lengthens the string is cut again.
+        budget = self.budget
+        room = max(budget - len(TRUNCATION_MARK), 0)
+        cut = len(s) > budget
+        if cut:
+            s = s[:room]
         if self.redact is not None:
-            try:
-                s = self.redact(s)
-            except Exception as exc:
-                raise RedactionError(type(exc).__name__) from exc
-            if not isinstance(s, str):
-                raise RedactionError(f"redact returned {type(s).__name__}, not str")
-        if len(s) > self.budget:
-            s = s[: max(self.budget - len(TRUNCATION_MARK), 0)] + TRUNCATION_MARK
+            s = apply_redact(self.redact, s)
+            if len(s) > (room if cut else budget):
+                s, cut = s[:room], True
+        if cut:
+            s += TRUNCATION_MARK
         self.budget -= len(s)
         return s
 
@@ -167,12 +187,15 @@ def json_attribute(obj: Any, policy: ContentPolicy) -> str | None:
     limit = max(policy.max_length, 16)
     budget = limit
     try:
+        # The hook runs in the first pass only, once per string: later passes shrink what it returned.
+        data = to_jsonable(obj, policy.redact, budget)
         for _ in range(8):
-            text = _COMPACT_JSON.encode(to_jsonable(obj, policy.redact, budget))
+            text = _COMPACT_JSON.encode(data)
             if len(text) <= limit:
-                return text
+                return safe_text(text)
             # Escaping and structure add characters the budget did not count: shrink and try again.
             budget = budget * limit // len(text) // 2
+            data = to_jsonable(data, None, budget)
     except RedactionError as exc:
         _logger.debug("redaction hook failed (%s); content dropped", exc)
         return None
@@ -184,6 +207,6 @@ def json_attribute(obj: Any, policy: ContentPolicy) -> str | None:
 def text_attribute(value: str, policy: ContentPolicy) -> str | None:
     """A plain string value (not JSON) redacted and cut to the policy's limit; ``None`` if redaction failed."""
     try:
-        return _Converter(policy.redact, policy.max_length).text(value)
+        return safe_text(_Converter(policy.redact, policy.max_length).text(value))
     except RedactionError:
         return None

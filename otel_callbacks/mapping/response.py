@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_callbacks import _semconv as sc
+from otel_callbacks.mapping.text import safe_text
 from otel_callbacks.mapping.values import Attributes, _get, _int, _str
 
 # LangChain marks its own ids this way when the provider sent none; they are not the provider's response id.
 _GENERATED_ID_PREFIXES = ("run-", "lc_run-", "lc_")
+_TEXT_KEYS = (sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_RESPONSE_ID)
 
 
 def _usage_dict(message: Any) -> Mapping[str, Any] | None:
@@ -100,4 +102,10 @@ def llm_response_attributes(response: Any) -> Attributes:
             if isinstance(token_usage, dict):
                 usage_total = usage_attributes(token_usage)
     attrs.update((k, v) for k, v in usage_total.items() if _int(v) is not None)
+    # Provider strings label the metrics too, which are recorded before the span's attributes are cleaned.
+    for key in _TEXT_KEYS:
+        if key in attrs:
+            attrs[key] = safe_text(attrs[key])
+    if sc.GEN_AI_RESPONSE_FINISH_REASONS in attrs:
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(map(safe_text, attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS]))
     return attrs

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from opentelemetry.trace import SpanKind
 
 from otel_callbacks import _semconv as sc
+from otel_callbacks.mapping.text import safe_text
 from otel_callbacks.mapping.values import Attributes, _float, _int, _str
 
 # LangChain's ``ls_provider`` -> the semconv well-known ``gen_ai.provider.name``. Unknown providers keep their name.
@@ -88,20 +89,24 @@ def provider_name(ls_provider: Any) -> str | None:
     """Semconv ``gen_ai.provider.name`` for LangChain's ``ls_provider`` metadata value."""
     if not isinstance(ls_provider, str) or not ls_provider:
         return None
-    return _PROVIDERS.get(ls_provider.lower(), ls_provider)
+    return _PROVIDERS.get(ls_provider.lower()) or safe_text(ls_provider)
 
 
 def serialized_name(serialized: Any, name: Any = None) -> str:
-    """The run's name as LangChain's tracers compute it: ``name=``, then ``serialized['name']``, then the class."""
+    """The run's name as LangChain's tracers compute it: ``name=``, then ``serialized['name']``, then the class.
+
+    Span names are built from it, and an unencodable span name made the OTLP encoder drop the whole batch: the
+    result is always encodable (:func:`~otel_callbacks.mapping.text.safe_text`).
+    """
     if isinstance(name, str) and name:
-        return name
+        return safe_text(name)
     if isinstance(serialized, dict):
         s_name = serialized.get("name")
         if isinstance(s_name, str) and s_name:
-            return s_name
+            return safe_text(s_name)
         ids = serialized.get("id")
         if isinstance(ids, list | tuple) and ids and isinstance(ids[-1], str):
-            return ids[-1]
+            return safe_text(ids[-1])
     return "unknown"
 
 
@@ -122,17 +127,22 @@ def _first_str(source: Any, keys: tuple[str, ...], present: frozenset[str]) -> s
 
 
 def request_model(serialized: Any, invocation_params: Any, metadata: Any) -> str | None:
-    """The requested model: invocation params, then ``ls_model_name`` metadata, then constructor kwargs."""
+    """The requested model: invocation params, then ``ls_model_name`` metadata, then constructor kwargs.
+
+    Encodable: it names the span and labels the metrics."""
     model = _first_str(invocation_params, _MODEL_KEYS, _MODEL_KEY_SET)
     if model is None and isinstance(metadata, dict):
         model = _str(metadata.get("ls_model_name"))
     if model is None:
         model = _first_str(_serialized_kwargs(serialized), _MODEL_KEYS, _MODEL_KEY_SET)
-    return model
+    return model if model is None else safe_text(model)
 
 
 def server_address(serialized: Any, invocation_params: Any) -> tuple[str, int] | None:
-    """Host and port of the model endpoint when the client's base URL is known."""
+    """Host and port of the model endpoint when the client's base URL is known.
+
+    Only the host is kept, never the userinfo (``https://user:key@host`` gives ``host``), nor path or query.
+    """
     for source in (invocation_params, _serialized_kwargs(serialized)):
         url = _first_str(source, _BASE_URL_KEYS, _BASE_URL_KEY_SET)
         if url is None:
@@ -143,7 +153,7 @@ def server_address(serialized: Any, invocation_params: Any) -> tuple[str, int] |
         except ValueError:
             continue
         if host:
-            return host, port or (80 if parts.scheme == "http" else 443)
+            return safe_text(host), port or (80 if parts.scheme == "http" else 443)
     return None
 
 

@@ -1,5 +1,6 @@
-"""Value cleaning shared by the mapping modules: defensive accessors, OTel-safe numbers, strings cut to length, and
-the attributes every run carries (id, type, tags, metadata, conversation id). Pure: no spans, no environment."""
+"""Value cleaning shared by the mapping modules: defensive accessors, OTel-safe numbers, strings cut to length and
+made encodable, and the attributes every run carries (id, type, tags, metadata with its secrets taken out,
+conversation id). Pure: no spans, no environment."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import math
 from typing import Any
 
 from otel_callbacks import _semconv as sc
-from otel_callbacks.mapping.content import ContentPolicy, json_attribute
+from otel_callbacks.mapping.content import ContentPolicy, RedactionError, Redactor, apply_redact, json_attribute
+from otel_callbacks.mapping.secrets import DEFAULT_METADATA_POLICY, DROP, REDACT, REDACTED, MetadataPolicy, scrub
+from otel_callbacks.mapping.text import safe_text, strip_url_credentials
 
 Attributes = dict[str, Any]
 
@@ -53,74 +56,142 @@ def _float(value: Any) -> float | None:
 
 
 def run_attributes(
-    run_id: Any, run_type: str, tags: Any, metadata: Any, max_length: int, max_metadata: int
+    run_id: Any, run_type: str, tags: Any, metadata: Any, max_length: int, max_metadata: int, *,
+    redact: Redactor | None = None, metadata_policy: MetadataPolicy | None = None,
 ) -> Attributes:
-    """Attributes every run carries: id, type, tags, metadata and the conversation id (values already cut)."""
+    """Attributes every run carries: id, type, tags, metadata and the conversation id (values already cut).
+
+    Metadata goes through ``metadata_policy`` (default :data:`~otel_callbacks.mapping.secrets.DEFAULT_METADATA_POLICY`:
+    values of keys that name secrets become ``[REDACTED]``), loses URL credentials, and each string in it passes
+    through ``redact`` once; a value the hook fails on is left out. Every string is encodable (:func:`safe_text`).
+    """
+    policy = DEFAULT_METADATA_POLICY if metadata_policy is None else metadata_policy
     attrs: Attributes = {sc.LC_RUN_ID: str(run_id),
-                         sc.LC_RUN_TYPE: run_type if len(run_type) <= max_length else run_type[:max_length]}
+                         sc.LC_RUN_TYPE: safe_text(run_type if len(run_type) <= max_length else run_type[:max_length])}
     if tags and isinstance(tags, list):
-        clean = tuple([t if len(t) <= max_length else t[:max_length] for t in tags if isinstance(t, str)])
+        clean = tuple([safe_text(t if len(t) <= max_length else t[:max_length]) for t in tags if isinstance(t, str)])
         if clean:
             attrs[sc.LC_TAGS] = clean
     if metadata and isinstance(metadata, dict):
         for key in _CONVERSATION_KEYS:
             value = metadata.get(key)
-            if value is None:
+            if value is None or key in policy.deny:
                 continue
             if isinstance(value, str) and value:
-                attrs[sc.GEN_AI_CONVERSATION_ID] = value[:max_length]
-                break
-            if _int(value) is not None:
+                conversation = _metadata_text(value, max_length, redact)
+                if conversation:
+                    attrs[sc.GEN_AI_CONVERSATION_ID] = conversation
+                    break
+            elif _int(value) is not None:
                 attrs[sc.GEN_AI_CONVERSATION_ID] = str(value)
                 break
         kept = 0
+        verdict = policy.verdict
         for key, value in metadata.items():
             if not isinstance(key, str) or key.startswith(_SKIPPED_METADATA_PREFIXES):
+                continue
+            decided = verdict(key)
+            if decided == DROP:
                 continue
             if kept >= max_metadata:
                 attrs[sc.LC_METADATA_PREFIX + "dropped_count"] = len(metadata) - max_metadata
                 break
-            converted = metadata_value(value, max_length)
+            if decided == REDACT:
+                converted: Any = None if value is None else REDACTED
+            else:
+                converted = metadata_value(value, max_length, redact, policy)
             if converted is not None:
-                attrs[sc.LC_METADATA_PREFIX + key] = converted
+                name = _METADATA_NAMES.get(key)
+                if name is None:
+                    name = _metadata_name(key)
+                attrs[name] = converted
                 kept += 1
     return attrs
 
 
+# Attribute names per metadata key: the same keys come back on every span (bounded: keys can come from user input).
+_METADATA_NAMES: dict[str, str] = {}
+
+
+def _metadata_name(key: str) -> str:
+    name = sc.LC_METADATA_PREFIX + safe_text(key)
+    if len(_METADATA_NAMES) < 4096:
+        _METADATA_NAMES[key] = name
+    return name
+
+
 def clip_attributes(attrs: Attributes, max_length: int) -> Attributes:
-    """Cut every string (and string in a sequence) to ``max_length``: names and ids come from user code too."""
+    """Cut every string (and string in a sequence) to ``max_length`` and make it encodable: names and ids come from
+    user code too."""
     for key, value in attrs.items():
         if isinstance(value, str):
             if len(value) > max_length:
-                attrs[key] = value[:max_length]
-        elif isinstance(value, (list, tuple)) and any(isinstance(v, str) and len(v) > max_length for v in value):
-            attrs[key] = tuple(v[:max_length] if isinstance(v, str) else v for v in value)
+                value = value[:max_length]
+            attrs[key] = safe_text(value)
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, str) for v in value):
+            attrs[key] = tuple(safe_text(v[:max_length]) if isinstance(v, str) else v for v in value)
     return attrs
 
 
-def metadata_value(value: Any, max_length: int) -> Any:
-    """Primitives as they are, anything else as compact JSON; strings cut to ``max_length``."""
+def metadata_value(
+    value: Any, max_length: int, redact: Redactor | None = None, policy: MetadataPolicy | None = None
+) -> Any:
+    """Primitives as they are, anything else as compact JSON; strings cut to ``max_length``.
+
+    URL credentials are stripped, values under secret keys inside dicts (and models, dataclasses) are redacted, and
+    every string passes through ``redact`` once; ``None`` when the hook fails (the value is left out).
+    """
     kind = type(value)
     if kind is str:
-        return value if len(value) <= max_length else value[:max_length]
+        if redact is None and len(value) <= max_length and value.isascii() and "://" not in value:
+            return value  # the common case, scanned twice and returned as it is
+        return _metadata_text(value, max_length, redact)
     if kind is bool or kind is float or (kind is int and _INT64_MIN <= value <= INT64_MAX):
         return value
     if isinstance(value, str):
-        return value if len(value) <= max_length else value[:max_length]
+        return _metadata_text(value, max_length, redact)
     if isinstance(value, bool | float) or _int(value) is not None:
         return value
     if value is None:
         return None
     if isinstance(value, int):  # beyond int64: as text, which str() refuses past 4300 digits
         return _describe(value)[:max_length]
-    try:
-        text = _METADATA_JSON.encode(value)
-    except (TypeError, ValueError, RecursionError):
-        text = json.dumps(_describe(value))
-    if len(text) <= max_length:
-        return text
-    # Too long: cut inside the strings so the value stays valid JSON (rare, off the common path).
-    return json_attribute(value, ContentPolicy(capture=True, max_length=max_length)) or ""
+    if redact is None and (kind is tuple or kind is list) and _plain(value):
+        # LangGraph's tuples of node names, on every node's span: one encode, no walk.
+        try:
+            text = strip_url_credentials(_METADATA_JSON.encode(value))
+        except (TypeError, ValueError, RecursionError):
+            text = ""
+        if text and len(text) <= max_length:
+            return safe_text(text)
+    # Dicts, models and objects may hold secrets under their keys; the rest is cut inside the strings so the value
+    # stays valid JSON.
+    content = ContentPolicy(capture=True, max_length=max_length, redact=redact)
+    return json_attribute(scrub(value, DEFAULT_METADATA_POLICY if policy is None else policy), content)
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(items: list[Any] | tuple[Any, ...]) -> bool:
+    """No item can hold a key, so none can hide a secret's name."""
+    return _PLAIN.issuperset(map(type, items))
+
+
+def _metadata_text(value: str, max_length: int, redact: Redactor | None) -> str | None:
+    """A metadata string: credentials out of its URLs (before the cut, which could part a password from its "@"),
+    cut, redacted once, cut again if the hook lengthened it, encodable. ``None`` when the hook fails."""
+    value = strip_url_credentials(value)
+    if len(value) > max_length:
+        value = value[:max_length]
+    if redact is not None:
+        try:
+            value = apply_redact(redact, value)
+        except RedactionError:
+            return None
+        if len(value) > max_length:
+            value = value[:max_length]
+    return safe_text(value)
 
 
 def _json_default(obj: Any) -> Any:
