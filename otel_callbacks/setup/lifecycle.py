@@ -27,7 +27,7 @@ from opentelemetry.util.types import AttributeValue
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ShutsDown", "flush_at_exit", "make_resource", "shutdown_bounded"]
+__all__ = ["ShutsDown", "flush_and_shutdown", "flush_at_exit", "make_resource", "shutdown_bounded"]
 
 
 class ShutsDown(Protocol):
@@ -182,16 +182,33 @@ _unthreaded: list[_ExitFlusher] = []
 _hook_registered = False
 
 
-def _flush_all_at_exit() -> None:
-    """Wake every flusher first, so that tracing and metrics flush side by side, then wait for each to its bound."""
+def flush_and_shutdown(timeout_millis: int | None = None) -> bool:
+    """Flush the pending spans and metrics of every provider ``setup_tracing`` / ``setup_metrics`` built, and shut
+    them down, waiting at most ``timeout_millis`` (default: each provider's exit timeout,
+    ``OTEL_CALLBACKS_EXIT_TIMEOUT`` or 5000 ms). True if all finished in time.
+
+    What the exit hook and the SIGTERM handler run. Call it yourself when your application owns its signal handling
+    (your SIGTERM handler, or the end of your server's graceful shutdown) or ends the process with ``os._exit``.
+    Tracing and metrics stop: it is for the end of the process. Safe to call more than once; callable from any thread.
+
+    Example:
+        >>> # signal.signal(signal.SIGTERM, lambda *_: (flush_and_shutdown(), sys.exit(0)))
+    """
     with _registry_lock:
         flushers = list(_flushers)
     start = time.monotonic()
-    woken = [f for f in flushers if f.wake()]
+    woken = [f for f in flushers if f.wake()]  # all at once, so that tracing and metrics flush side by side
+    finished = True
     for flusher in woken:
-        if not _waited(flusher.done, start + max(flusher.timeout_millis, 0) / 1000, flusher.timeout_millis,
-                       flusher.what):
+        bound = flusher.timeout_millis if timeout_millis is None else timeout_millis
+        if not _waited(flusher.done, start + max(bound, 0) / 1000, bound, flusher.what):
             flusher.gave_up()
+            finished = False
+    return finished
+
+
+def _flush_all_at_exit() -> None:
+    flush_and_shutdown()
 
 
 def _after_fork_in_child() -> None:

@@ -26,6 +26,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import AttributeValue
 
+from otel_callbacks.setup import signals
 from otel_callbacks.setup.env import (
     CONSOLE_FORMATS,
     DEFAULT_EXIT_TIMEOUT_MS,
@@ -220,6 +221,7 @@ def build_meter_provider(
         readers.append(item if isinstance(item, MetricReader) else _periodic(item, settings))
     provider = _MeterProvider(readers, make_resource(service_name, resource_attributes, default_service_name))
     flush_at_exit(provider, settings.exit_timeout_millis, "metrics")
+    signals.install()  # SIGTERM flushes too (it skips atexit otherwise)
     if set_global:
         _install_global(provider)
     return provider

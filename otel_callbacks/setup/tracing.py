@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.util.types import AttributeValue
 
+from otel_callbacks.setup import signals
 from otel_callbacks.setup.batching import REASONS, CountedBatchSpanProcessor, CountingExporter, DropCounter
 from otel_callbacks.setup.env import (
     DEFAULT_EXIT_TIMEOUT_MS,
@@ -238,6 +239,7 @@ def build_provider(
     for exporter in extra_exporters:
         _add(provider, exporter, batched=batch)
     flush_at_exit(provider, settings.exit_timeout_millis, "spans")
+    signals.install()  # SIGTERM flushes too (it skips atexit otherwise)
     if set_global:
         _install_global(provider)
     return provider

@@ -1,0 +1,188 @@
+"""SIGTERM flushes: a bounded flush of pending spans and metrics, then the process ends as SIGTERM would.
+
+SIGTERM (what Kubernetes and systemd send) kills a Python process by default without running atexit, so every batched
+span was lost (90 of 90 for a worker at 10 runs/s killed after 3 s). Servers that catch it do no better: uvicorn (so
+``langgraph dev`` too) installs its own handler, shuts down gracefully, puts back the handler it replaced and
+re-raises the signal, which then kills the process, again without atexit.
+
+At set-up (from the main thread, where Python allows it) :func:`install` puts :func:`_on_sigterm` in place when the
+current disposition is the default or a Python handler; an ignored signal or one handled outside Python is left alone.
+
+* Replacing the default: on SIGTERM the handler flushes (bounded by ``OTEL_CALLBACKS_EXIT_TIMEOUT``), puts the
+  default back and re-raises: the exit status is -15 (128 + 15 in a shell), as without us. A server started *after*
+  set-up (``setup_tracing(); uvicorn.run(app)``) saves our handler and handles SIGTERM itself; after its graceful
+  shutdown it puts ours back and re-raises, so the flush runs after the server drained its requests.
+* Replacing a Python handler (set-up ran inside a server that was already started: ``uvicorn app:app`` imports the
+  app after installing its handler; an application's own handler): on SIGTERM that handler is called, as before, so
+  the server shuts down gracefully. It will put back *its* predecessor (the default) and re-raise, which would kill
+  the process before any flush: so the main thread blocks SIGTERM first. The re-raised signal then waits, pending,
+  until the flush is done: at interpreter exit (where the server's return leads), or, on Linux, as soon as a watcher
+  thread sees it pending. Then the default is put back and the signal delivered: the exit status is still -15. If
+  the handler does not re-raise (an application that stops its own loop), the process exits normally, after the exit
+  flush.
+
+Applications that own their signal handling install their handler after set-up (it replaces ours) and call
+:func:`otel_callbacks.setup.lifecycle.flush_and_shutdown` from it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from otel_callbacks.setup.lifecycle import flush_and_shutdown
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["install", "installed"]
+
+_Handler = Callable[[int, FrameType | None], Any]
+_POLL_S = 0.01  # how often the watcher looks for the re-raised signal; a file read each time
+
+_previous: _Handler | int | None = None  # the disposition ours replaced
+_installed = False
+_deferred = False  # SIGTERM is blocked on the main thread, waiting for the flush
+_watcher: threading.Thread | None = None
+_at_exit_registered = False
+
+
+def installed() -> bool:
+    """Whether our SIGTERM handler is the current one."""
+    return signal.getsignal(signal.SIGTERM) is _on_sigterm
+
+
+def install() -> bool:
+    """Install the SIGTERM flush if this thread may and the current disposition allows it; True if ours is in place.
+
+    Called by every set-up; idempotent. Off the main thread Python refuses ``signal.signal``: then nothing changes,
+    and the exit flush alone applies (log at debug level, as the application may well handle the signal itself)."""
+    global _previous, _installed, _at_exit_registered
+    if os.name != "posix":
+        return False  # no SIGTERM worth the name elsewhere
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _on_sigterm:
+        return True
+    if current is signal.SIG_IGN or current is None:
+        return False  # ignored on purpose, or handled outside Python: not ours to change
+    if threading.current_thread() is not threading.main_thread():
+        logger.debug("SIGTERM flush not installed: set-up ran outside the main thread; call flush_and_shutdown() "
+                     "from your own SIGTERM handling.")
+        return False
+    _previous = current
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _installed = True
+    if not _at_exit_registered:
+        # After lifecycle's exit hook, so it runs before it (atexit is last in, first out): it must deliver a
+        # deferred SIGTERM only once the flush is done, and it does the flush itself.
+        atexit.register(_deliver_deferred_at_exit)
+        _at_exit_registered = True
+    return True
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    previous = _previous
+    if previous is None or previous == signal.SIG_DFL or not callable(previous):
+        _flush_then_die(signum)
+        return
+    # Someone handled SIGTERM before us: let them, and keep the re-raise they may end with waiting for our flush.
+    _defer(signum)
+    previous(signum, frame)
+
+
+def _flush_then_die(signum: int) -> None:
+    try:
+        flush_and_shutdown()
+    except Exception:  # a failing flush must not keep the process alive
+        logger.exception("Error while flushing at SIGTERM")
+    signal.signal(signum, signal.SIG_DFL)
+    _unblock(signum)
+    signal.raise_signal(signum)  # the default action: the process ends here, with the status SIGTERM gives
+
+
+def _defer(signum: int) -> None:
+    global _deferred, _watcher
+    if not _deferred:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signum})  # this (the main) thread only
+        _deferred = True
+    if _watcher is None and _pending_reader() is not None:
+        # Created after the block, so it inherits it; it unblocks itself: the final kill must reach it.
+        _watcher = threading.Thread(target=_watch, args=(signum,), name="otel-callbacks-sigterm", daemon=True)
+        _watcher.start()
+
+
+def _watch(signum: int) -> None:
+    """Linux: as soon as the main thread has the signal pending (the server re-raised it), flush, then deliver it."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+    read = _pending_reader()
+    while read is not None and _deferred:
+        if read(signum):
+            break
+        time.sleep(_POLL_S)
+    else:
+        return
+    try:
+        flush_and_shutdown()
+    except Exception:
+        logger.exception("Error while flushing at SIGTERM")
+    # Off the main thread the disposition cannot be changed: deliver only if the server put the default back, which
+    # is what its re-raise relied on. Process-directed, so it reaches a thread that does not block it (this one).
+    if signal.getsignal(signum) == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)
+
+
+def _deliver_deferred_at_exit() -> None:
+    """At interpreter exit, after a deferred SIGTERM: flush, then deliver the signal if it is pending."""
+    global _deferred
+    if not _deferred or threading.current_thread() is not threading.main_thread():
+        return
+    flush_and_shutdown()
+    _deferred = False
+    if signal.SIGTERM in signal.sigpending():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _unblock(signal.SIGTERM)  # a pending SIGTERM is delivered now: the process ends with its status
+
+
+def _unblock(signum: int) -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+
+
+def _pending_reader() -> Callable[[int], bool] | None:
+    """A function telling whether the main thread has a signal pending, where the OS shows it (Linux ``/proc``)."""
+    main = threading.main_thread().native_id
+    path = f"/proc/self/task/{main}/status"
+    if not os.path.exists(path):
+        return None
+
+    def pending(signum: int) -> bool:
+        try:
+            with open(path) as status:
+                for line in status:
+                    if line.startswith("SigPnd:"):
+                        return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+        except (OSError, ValueError):
+            return False
+        return False
+
+    return pending
+
+
+def _after_fork_in_child() -> None:
+    global _deferred, _watcher
+    # The child is a process of its own: nothing is deferred there, and the parent's watcher does not exist. A fork
+    # from the main thread while deferred passed its blocked mask on: the child's SIGTERM must work again.
+    if _deferred:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    _deferred = False
+    _watcher = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
