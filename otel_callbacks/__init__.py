@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from otel_callbacks._version import __version__
 from otel_callbacks.handler import OpenTelemetryCallbackHandler
 from otel_callbacks.mapping.content import ContentPolicy
+from otel_callbacks.mapping.secrets import DEFAULT_SECRET_KEYS, MetadataPolicy
 
 if TYPE_CHECKING:
     from otel_callbacks.handler.instrument import instrument, uninstrument
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
     from otel_callbacks.setup.tracing import setup_tracing
 
 __all__ = [
+    "DEFAULT_SECRET_KEYS",
     "ContentPolicy",
+    "MetadataPolicy",
     "OpenTelemetryCallbackHandler",
     "__version__",
     "instrument",

@@ -298,7 +298,6 @@ class TestExceptionText:
 
 
 CAPTURE = pytest.mark.parametrize("capture", [False, True], ids=["capture-off", "capture-on"])
-_WIRING = "handler wiring pending: see call-site note (handler/starts.py _start, handler/ends.py _error)"
 
 
 class TestExported:
@@ -319,7 +318,6 @@ class TestExported:
             assert attrs["langchain.metadata.db_url"] == "postgresql://db.internal:5432/orders"
         assert leaked(exported_bytes(finished, tmp_path)) == []
 
-    @pytest.mark.xfail(strict=True, reason=_WIRING)
     @CAPTURE
     def test_redact_reaches_metadata(self, make_handler, span_exporter: InMemorySpanExporter, tmp_path,
                                      capture: bool) -> None:
@@ -331,7 +329,6 @@ class TestExported:
         assert all((s.attributes or {})["langchain.metadata.note"] == "paid with <masked>" for s in finished)
         assert leaked(exported_bytes(finished, tmp_path)) == []
 
-    @pytest.mark.xfail(strict=True, reason=_WIRING)
     @CAPTURE
     def test_exception_text_never_reaches_an_exporter(self, make_handler, span_exporter: InMemorySpanExporter,
                                                       tmp_path, capture: bool) -> None:

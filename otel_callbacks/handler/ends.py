@@ -38,13 +38,11 @@ def _end(record: RunRecord) -> None:
         record.span.end()
 
 
-def _record_exception(span: Any, error: BaseException) -> None:
-    """The span's ``record_exception``, which calls ``str(error)`` unguarded; a fallback event if that raises."""
-    try:
-        span.record_exception(error, escaped=True)
-    except Exception:
-        span.add_event("exception", {"exception.type": _errors.error_type(error),
-                                     "exception.message": "<unprintable exception>", "exception.escaped": True})
+def _record_exception(span: Any, error: BaseException, policy: ContentPolicy) -> None:
+    """The ``exception`` event, built by ``mapping`` (never raises; the message and stacktrace cut, redacted and
+    stripped of URL credentials) instead of the span's ``record_exception``, which records them as they are."""
+    span.add_event(sc.EVENT_EXCEPTION, _errors.exception_attributes(error, redact=policy.redact,
+                                                                    max_length=policy.max_length))
 
 
 class EndCallbacks:
@@ -162,7 +160,7 @@ class EndCallbacks:
             control_flow = _errors.is_control_flow(error)
             if record.children:
                 self._end_orphans(record, None if control_flow else _errors.error_type(error),
-                                  _errors.error_description(error))
+                                  _errors.error_description(error, redact=self._policy.redact))
             if record.metric_attrs is not None and not control_flow:
                 if record.op == sc.OP_CHAT or record.op == sc.OP_TEXT_COMPLETION:
                     self._record_model(record, {}, _errors.error_type(error))
@@ -174,8 +172,9 @@ class EndCallbacks:
                     span.add_event(sc.EVENT_INTERRUPT, {"exception.type": _errors.error_type(error)})
                 else:
                     span.set_attribute(sc.ERROR_TYPE, _errors.error_type(error)[: self._max_len])
-                    span.set_status(Status(StatusCode.ERROR, _errors.error_description(error)))
-                    _record_exception(span, error)
+                    description = _errors.error_description(error, redact=self._policy.redact)
+                    span.set_status(Status(StatusCode.ERROR, description))
+                    _record_exception(span, error, self._policy)
         finally:
             _end(record)
 

@@ -17,6 +17,7 @@ from otel_callbacks.handler.guard import failed, guarded
 from otel_callbacks.mapping import errors as _errors
 from otel_callbacks.mapping import values as _values
 from otel_callbacks.mapping.content import ContentPolicy, json_attribute, safe_str, text_attribute
+from otel_callbacks.mapping.text import safe_text
 
 if TYPE_CHECKING:
     from otel_callbacks.emit.emitter import Emitter
@@ -127,7 +128,7 @@ class EventCallbacks:
         if not isinstance(kind, str):
             kind = "unknown"
         elif kind not in _STREAM_EVENT_TYPES:  # anything else may be content: recorded only with capture on
-            kind = kind[:64] if self._capture else "other"
+            kind = safe_text(kind[:64]) if self._capture else "other"
         attrs: dict[str, Any] = {sc.ATTR_STREAM_EVENT_TYPE: kind}
         if self._capture:
             value = json_attribute(event, self._policy)

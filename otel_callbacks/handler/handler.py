@@ -28,6 +28,7 @@ from otel_callbacks.handler.ends import EndCallbacks
 from otel_callbacks.handler.events import EventCallbacks
 from otel_callbacks.handler.starts import StartCallbacks
 from otel_callbacks.mapping.content import DEFAULT_MAX_VALUE_LENGTH, ContentPolicy, Redactor
+from otel_callbacks.mapping.secrets import MetadataPolicy
 from otel_callbacks.runs.registry import RunRegistry
 
 _logger = logging.getLogger("otel_callbacks")
@@ -56,6 +57,8 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
         stream_events: one span event per streamed chunk (default on).
         meter_provider: where the GenAI client metrics go (token usage, operation duration, time to first chunk,
             time per output chunk); the global provider when ``None``. No metrics work at all when neither is set.
+        metadata_policy: which ``langchain.metadata.*`` keys are exported (``allow``, ``deny``) and which name
+            secrets (``secret_keys``); by default every key is, and secret-named ones as ``[REDACTED]``.
 
     Example:
         >>> from otel_callbacks import OpenTelemetryCallbackHandler
@@ -76,6 +79,7 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
         max_metadata_attributes: int = 32,
         stream_events: bool = True,
         meter_provider: MeterProvider | None = None,
+        metadata_policy: MetadataPolicy | None = None,
     ) -> None:
         self._policy = ContentPolicy(
             capture=_config.capture_content(capture_content),
@@ -85,6 +89,7 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
         self._capture = self._policy.capture
         self._max_len = self._policy.max_length
         self._max_metadata = max_metadata_attributes
+        self._metadata_policy = metadata_policy
         self._stream_events = stream_events
         self._fast = _config.lean_spans()
         self._tracer_provider = tracer_provider

@@ -29,6 +29,7 @@ from otel_callbacks.runs.registry import RunRecord
 if TYPE_CHECKING:
     from otel_callbacks.emit.emitter import Emitter
     from otel_callbacks.mapping.content import ContentPolicy
+    from otel_callbacks.mapping.secrets import MetadataPolicy
     from otel_callbacks.runs.registry import RunRegistry
 
 
@@ -41,6 +42,7 @@ class StartCallbacks:
     _capture: bool
     _max_len: int
     _max_metadata: int
+    _metadata_policy: MetadataPolicy | None
     _metrics: GenAIMetrics | None
     _metrics_pending: bool
     _tracer_pending: bool
@@ -71,7 +73,8 @@ class StartCallbacks:
         if extra is not None:
             attrs.update(extra())
         _values.clip_attributes(attrs, max_len)  # names and parameters come from user code
-        attrs.update(_values.run_attributes(run_id, run_type, tags, metadata, max_len, self._max_metadata))
+        attrs.update(_values.run_attributes(run_id, run_type, tags, metadata, max_len, self._max_metadata,
+                                            redact=self._policy.redact, metadata_policy=self._metadata_policy))
         span = self._emit.start(name, kind, attrs, parent.span if parent is not None else None, context)
         record = RunRecord(span, parent, op, time.monotonic_ns())
         # Registered before anything else can fail, so that the run's end (or eviction) always ends the span.
