@@ -61,13 +61,17 @@ while True:  # a worker at about 10 runs a second, until SIGTERM
 """
 
 STAND_IN = """
-import signal, sys, threading, time
+import faulthandler, signal, sys, threading, time
+faulthandler.register(signal.SIGUSR1)  # a test that waits in vain dumps the stacks
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SETUP_AT, TRACE_FILE = sys.argv[1], sys.argv[2]
 if sys.argv[3] == "no-watcher":  # as on systems without /proc: only the exit path delivers the deferred signal
     import otel_callbacks.setup.signals as signals
     signals._pending_reader = lambda: None
+
+
+printing = threading.Lock()
 
 
 def load_app():
@@ -83,7 +87,8 @@ def load_app():
     class App(BaseHTTPRequestHandler):
         def do_GET(self):
             n = self.path.strip("/")
-            print(f"serving {n}", flush=True)
+            with printing:  # print() writes the text and the newline apart: lines of two threads would merge
+                print(f"serving {n}", flush=True)
             chain.invoke(n, config={"callbacks": [handler], "run_name": f"request-{n}"})
             self.send_response(200)
             self.send_header("Content-Length", "2")
@@ -172,7 +177,11 @@ def _lines_until(proc: subprocess.Popen[str], prefix: str, deadline: float, coun
                 return
 
     threading.Thread(target=read, daemon=True).start()
-    assert found.wait(max(deadline - time.monotonic(), 0)), f"no {prefix!r} line; stderr: {proc.stderr}"
+    if not found.wait(max(deadline - time.monotonic(), 0)):
+        os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(1)
+        os.kill(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"no {prefix!r} line after {lines}; stderr: {proc.stderr.read() if proc.stderr else ''}")
     return lines
 
 
