@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from otel_callbacks.setup.batching import DropCounter
 from otel_callbacks.setup.tracing import BoundedTracerProvider, setup_tracing
 from tests.test_failing_exporters import collector, finishes
-from tests.test_setup import _OTEL_VARS, end_spans
+from tests.test_setup import _OTEL_VARS, end_spans, run_script
 
 
 @pytest.fixture(autouse=True)
@@ -133,3 +133,29 @@ def test_counter_interval_lets_the_next_warning_through(caplog: pytest.LogCaptur
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["Dropped 3 spans bound for X",
                                                                        "Dropped 4 spans bound for X"]
     assert counter.totals()["queue_full"] == 7
+
+
+def test_drops_observed_as_a_metric() -> None:
+    """With a global MeterProvider (here installed after tracing, as setup_tracing(metrics=...) does), the running
+    totals are the observable counter otel_callbacks.spans.dropped, by reason."""
+    result = run_script("""
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+        from otel_callbacks.setup.metrics import setup_metrics
+        from otel_callbacks.setup.tracing import setup_tracing
+
+        class Failing(SpanExporter):
+            def export(self, spans):
+                return SpanExportResult.FAILURE
+
+        provider = setup_tracing([Failing()], batch=False, set_global=False)
+        reader = InMemoryMetricReader()
+        setup_metrics([reader])
+        for _ in range(5):
+            provider.get_tracer("t").start_span("s").end()
+        points = {p.attributes["reason"]: p.value for rm in reader.get_metrics_data().resource_metrics
+                  for sm in rm.scope_metrics for m in sm.metrics if m.name == "otel_callbacks.spans.dropped"
+                  for p in m.data.data_points}
+        assert points == {"queue_full": 0, "export_failed": 5, "shutdown": 0}, points
+    """)
+    assert result.returncode == 0, result.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import IO
 
@@ -157,8 +158,8 @@ def setup_tracing(
         batch: export file/OTLP spans from a background thread (``BatchSpanProcessor``, which reads ``OTEL_BSP_*``).
             The console always prints synchronously so output appears right away.
         set_global: install the provider with ``trace.set_tracer_provider`` unless one is already installed.
-        exit_timeout_millis: at interpreter exit pending spans are flushed for at most this long (default
-            ``OTEL_CALLBACKS_EXIT_TIMEOUT``, else 5000).
+        exit_timeout_millis: at interpreter exit, on SIGTERM and on ``shutdown()``, pending spans are flushed for
+            at most this long (default ``OTEL_CALLBACKS_EXIT_TIMEOUT``, else 5000).
         metrics: also install a global ``MeterProvider`` for the GenAI metrics (see ``setup_metrics``): ``True``
             (exporters from ``OTEL_METRICS_EXPORTER``, else ``otlp`` when spans go to OTLP, else ``console``),
             metric exporter names (``console``, ``otlp``, ``none``), or ``False``. Default ``None``: only when
@@ -167,8 +168,10 @@ def setup_tracing(
             get the ``MeterProvider`` itself. Create the handler afterwards: it looks for a meter provider once.
 
     Returns:
-        The configured provider. Pass it to ``OpenTelemetryCallbackHandler(tracer_provider=...)`` when
-        ``set_global=False``.
+        The configured provider, a :class:`BoundedTracerProvider` (bounded ``shutdown``/``force_flush``, lost spans
+        counted in ``dropped``). Pass it to ``OpenTelemetryCallbackHandler(tracer_provider=...)`` when
+        ``set_global=False``. From the main thread, set-up also makes SIGTERM flush before the process ends (see
+        ``setup.signals``).
 
     Example:
         >>> import otel_callbacks
@@ -240,6 +243,7 @@ def build_provider(
         _add(provider, exporter, batched=batch)
     flush_at_exit(provider, settings.exit_timeout_millis, "spans")
     signals.install()  # SIGTERM flushes too (it skips atexit otherwise)
+    _observe_drops(provider)
     if set_global:
         _install_global(provider)
     return provider
@@ -289,6 +293,26 @@ def _batch(exporter: CountingExporter, counter: DropCounter) -> SpanProcessor:
         # The specification's defaults for OTEL_BSP_*, which are also the SDK's.
         return CountedBatchSpanProcessor(exporter, counter, max_queue_size=2048, max_export_batch_size=512,
                                          schedule_delay_millis=5000, export_timeout_millis=30000)
+
+
+def _observe_drops(provider: BoundedTracerProvider) -> None:
+    """Report ``provider.dropped`` as the observable counter ``otel_callbacks.spans.dropped`` (attribute ``reason``)
+    through the global ``MeterProvider``: the API's proxy binds it to one installed later (``metrics=`` builds it
+    after the tracer provider). The callback holds the provider weakly and reports nothing once it is gone."""
+    from opentelemetry import metrics
+    from opentelemetry.metrics import CallbackOptions, Observation
+
+    ref = weakref.ref(provider)
+
+    def observe(_options: CallbackOptions) -> list[Observation]:
+        live = ref()
+        if live is None:
+            return []
+        return [Observation(count, {"reason": reason}) for reason, count in live.dropped.items()]
+
+    metrics.get_meter("otel_callbacks").create_observable_counter(
+        "otel_callbacks.spans.dropped", callbacks=[observe], unit="{span}",
+        description="Spans lost before export, by reason: queue_full, export_failed, shutdown")
 
 
 def _install_global(provider: TracerProvider) -> None:
