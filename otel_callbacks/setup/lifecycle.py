@@ -27,7 +27,7 @@ from opentelemetry.util.types import AttributeValue
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ShutsDown", "flush_and_shutdown", "flush_at_exit", "make_resource", "shutdown_bounded"]
+__all__ = ["ShutsDown", "flush_and_shutdown", "flush_at_exit", "log_gave_up", "make_resource", "shutdown_bounded"]
 
 
 class ShutsDown(Protocol):
@@ -114,12 +114,17 @@ def _shut_down(provider: ShutsDown, done: threading.Event) -> None:
 def _waited(done: threading.Event, deadline: float, timeout_millis: int, what: str) -> bool:
     if done.wait(max(deadline - time.monotonic(), 0)):
         return True
+    log_gave_up(what, timeout_millis)
+    return False
+
+
+def log_gave_up(what: str, timeout_millis: int) -> None:
+    """The one warning a shutdown that ran out of time gives (whichever of the bounds on it passed first)."""
     logger.warning(
         "Gave up flushing %s after %d ms at shutdown; some %s may be lost "
         "(raise OTEL_CALLBACKS_EXIT_TIMEOUT to wait longer).",
         what, timeout_millis, what,
     )
-    return False
 
 
 class _ExitFlusher:
@@ -164,7 +169,8 @@ class _ExitFlusher:
         return True
 
     def gave_up(self) -> None:
-        # A provider that counts its losses (setup_tracing's) counts what is still pending and reports it.
+        # A provider that counts its losses (setup_tracing's) counts what is still pending and reports it; the
+        # "Gave up" warning has been given by the waiter.
         provider = self._ref()
         hook = getattr(provider, "gave_up", None)
         if callable(hook):

@@ -31,7 +31,7 @@ from otel_callbacks.setup.env import (
 from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 from otel_callbacks.setup.exporters.otlp import make_otlp_exporter
 from otel_callbacks.setup.forksafe import renew_after_fork
-from otel_callbacks.setup.lifecycle import flush_at_exit, make_resource
+from otel_callbacks.setup.lifecycle import flush_at_exit, log_gave_up, make_resource
 from otel_callbacks.setup.sdk_env import batch_processor_fallbacks
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class BoundedTracerProvider(TracerProvider):
         self._renew_after_fork()
         renew_after_fork(self)
         self._is_shut_down = False
+        self._given_up = False
         self._shutdown_timeout_millis = shutdown_timeout_millis
         self._counted: list[CountedBatchSpanProcessor] = []
         self._counters: list[DropCounter] = []
@@ -105,15 +106,23 @@ class BoundedTracerProvider(TracerProvider):
             for processor in self._counted:
                 processor.finished()
             self._report()
-        else:
-            self.gave_up()
+        elif self._give_up():
+            log_gave_up("spans", bound)
 
     def gave_up(self) -> None:
-        """Shutdown ran out of time: count what is still pending as lost and report it (lifecycle calls this too,
-        when it stops waiting for a shutdown that could not be bounded here)."""
+        """Shutdown ran out of time: count what is still pending as lost and report it. Lifecycle calls this when
+        its own bound passes first (and has said so); the bound here then says nothing more."""
+        self._give_up()
+
+    def _give_up(self) -> bool:
+        with self._shutdown_lock:
+            if self._given_up:
+                return False
+            self._given_up = True
         for processor in self._counted:
             processor.gave_up()
         self._report()
+        return True
 
     def _report(self) -> None:
         for counter in self._counters:  # the unbatched exporters' failures too
