@@ -14,12 +14,13 @@ Example:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from opentelemetry.sdk.resources import Resource
@@ -27,7 +28,8 @@ from opentelemetry.util.types import AttributeValue
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ShutsDown", "flush_and_shutdown", "flush_at_exit", "log_gave_up", "make_resource", "shutdown_bounded"]
+__all__ = ["ShutsDown", "flush_and_shutdown", "flush_at_exit", "log_gave_up", "make_resource", "shutdown_bounded",
+           "without_messages"]
 
 
 class ShutsDown(Protocol):
@@ -47,16 +49,24 @@ def make_resource(
         attributes["service.name"] = service_name
     # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME; the settings layer has already warned
     # about malformed pairs there, so the SDK's duplicate warning is filtered out for this one call.
-    sdk_logger = logging.getLogger("opentelemetry.sdk.resources")
-    duplicate = _DropMessages("Invalid key value resource attribute pair")
-    sdk_logger.addFilter(duplicate)
-    try:
+    with without_messages("opentelemetry.sdk.resources", "Invalid key value resource attribute pair"):
         resource = Resource.create(attributes)
-    finally:
-        sdk_logger.removeFilter(duplicate)
     if default_service_name and str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": default_service_name}))
     return resource
+
+
+@contextlib.contextmanager
+def without_messages(logger_name: str, prefix: str) -> Iterator[None]:
+    """Drop the records of ``logger_name`` that start with ``prefix`` while the block runs (an SDK warning that would
+    repeat ours, or be about us rather than the application)."""
+    target = logging.getLogger(logger_name)
+    dropping = _DropMessages(prefix)
+    target.addFilter(dropping)
+    try:
+        yield
+    finally:
+        target.removeFilter(dropping)
 
 
 class _DropMessages(logging.Filter):
@@ -200,8 +210,14 @@ def flush_and_shutdown(timeout_millis: int | None = None) -> bool:
     Example:
         >>> # signal.signal(signal.SIGTERM, lambda *_: (flush_and_shutdown(), sys.exit(0)))
     """
-    with _registry_lock:
+    # From a SIGTERM handler this runs on the main thread wherever it was interrupted, possibly inside
+    # flush_at_exit holding the registry lock: never wait for it unboundedly (the copy is safe under the GIL).
+    locked = _registry_lock.acquire(timeout=0.2)
+    try:
         flushers = list(_flushers)
+    finally:
+        if locked:
+            _registry_lock.release()
     start = time.monotonic()
     woken = [f for f in flushers if f.wake()]  # all at once, so that tracing and metrics flush side by side
     finished = True

@@ -31,7 +31,7 @@ from otel_callbacks.setup.env import (
 from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 from otel_callbacks.setup.exporters.otlp import make_otlp_exporter
 from otel_callbacks.setup.forksafe import renew_after_fork
-from otel_callbacks.setup.lifecycle import flush_at_exit, log_gave_up, make_resource
+from otel_callbacks.setup.lifecycle import flush_at_exit, log_gave_up, make_resource, without_messages
 from otel_callbacks.setup.sdk_env import batch_processor_fallbacks
 
 logger = logging.getLogger(__name__)
@@ -304,22 +304,37 @@ def _batch(exporter: CountingExporter, counter: DropCounter) -> SpanProcessor:
                                          schedule_delay_millis=5000, export_timeout_millis=30000)
 
 
+_observed: weakref.WeakSet[BoundedTracerProvider] = weakref.WeakSet()
+_observe_lock = threading.Lock()
+
+
 def _observe_drops(provider: BoundedTracerProvider) -> None:
-    """Report ``provider.dropped`` as the observable counter ``otel_callbacks.spans.dropped`` (attribute ``reason``)
-    through the global ``MeterProvider``: the API's proxy binds it to one installed later (``metrics=`` builds it
-    after the tracer provider). The callback holds the provider weakly and reports nothing once it is gone."""
+    """Report the providers' ``dropped`` totals as the observable counter ``otel_callbacks.spans.dropped`` (attribute
+    ``reason``, summed over the live providers) through the global ``MeterProvider``; the API's proxy binds it to one
+    installed later (``metrics=`` builds it after the tracer provider).
+
+    Registered once per process: the SDK keeps the first instrument of a name (and warns about the next), so a
+    counter per provider would report the first provider alone. Providers are held weakly."""
+    with _observe_lock:
+        first = not _observed
+        _observed.add(provider)
+    if not first:
+        return
     from opentelemetry import metrics
     from opentelemetry.metrics import CallbackOptions, Observation
 
-    ref = weakref.ref(provider)
-
     def observe(_options: CallbackOptions) -> list[Observation]:
-        live = ref()
-        if live is None:
-            return []
-        return [Observation(count, {"reason": reason}) for reason, count in live.dropped.items()]
+        totals = dict.fromkeys(REASONS, 0)
+        for live in list(_observed):
+            for reason, count in live.dropped.items():
+                totals[reason] += count
+        return [Observation(count, {"reason": reason}) for reason, count in totals.items()]
 
-    metrics.get_meter("otel_callbacks").create_observable_counter(
+    # A global provider the application has already shut down answers with a warning (and a no-op meter): about us,
+    # not the application, so it is not shown.
+    with without_messages("opentelemetry.sdk.metrics._internal", "A shutdown `MeterProvider`"):
+        meter = metrics.get_meter("otel_callbacks")
+    meter.create_observable_counter(
         "otel_callbacks.spans.dropped", callbacks=[observe], unit="{span}",
         description="Spans lost before export, by reason: queue_full, export_failed, shutdown")
 
