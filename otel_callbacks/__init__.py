@@ -20,15 +20,18 @@ from otel_callbacks.mapping.secrets import DEFAULT_SECRET_KEYS, MetadataPolicy
 
 if TYPE_CHECKING:
     from otel_callbacks.handler.instrument import instrument, uninstrument
+    from otel_callbacks.setup.lifecycle import flush_and_shutdown
     from otel_callbacks.setup.metrics import setup_metrics
-    from otel_callbacks.setup.tracing import setup_tracing
+    from otel_callbacks.setup.tracing import BoundedTracerProvider, setup_tracing
 
 __all__ = [
     "DEFAULT_SECRET_KEYS",
+    "BoundedTracerProvider",
     "ContentPolicy",
     "MetadataPolicy",
     "OpenTelemetryCallbackHandler",
     "__version__",
+    "flush_and_shutdown",
     "instrument",
     "setup_metrics",
     "setup_tracing",
@@ -42,6 +45,8 @@ _LAZY = {
     "setup_metrics": "otel_callbacks.setup.metrics",
     "instrument": "otel_callbacks.handler.instrument",
     "uninstrument": "otel_callbacks.handler.instrument",
+    "flush_and_shutdown": "otel_callbacks.setup.lifecycle",
+    "BoundedTracerProvider": "otel_callbacks.setup.tracing",
 }
 
 
