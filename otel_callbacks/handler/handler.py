@@ -24,6 +24,7 @@ from otel_callbacks import _semconv as sc
 from otel_callbacks._version import __version__
 from otel_callbacks.emit.emitter import Emitter, emitter_for
 from otel_callbacks.emit.metrics import GenAIMetrics, metrics_enabled
+from otel_callbacks.handler import propagate
 from otel_callbacks.handler.ends import EndCallbacks
 from otel_callbacks.handler.events import EventCallbacks
 from otel_callbacks.handler.starts import StartCallbacks
@@ -106,6 +107,7 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
         # A handler made at import time, before the app installs its MeterProvider, picks it up later (as the
         # API's proxy tracer does for spans); checked on each model run until then.
         self._metrics_pending = self._metrics is None and meter_provider is None
+        propagate.install()
 
     def _bind(self, provider: Any) -> None:
         """Bind to ``provider``'s tracer and choose how its spans are emitted (once per tracer)."""

@@ -66,7 +66,7 @@ class StartCallbacks:
         if runs.claimed(run_id):  # a second start, or another handler on this provider already traces this run
             return None
         parent = runs.lookup(parent_run_id)
-        context = parent_context(parent)
+        context = parent_context(parent, metadata)
         max_len = self._max_len
         if len(name) > max_len:
             name = name[:max_len]

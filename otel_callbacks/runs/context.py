@@ -48,8 +48,10 @@ _get_current, _attach, _reset, _ = compat.runtime_context_ops()
 _RUNNING_TASKS = compat.running_tasks_map()
 
 
-def parent_context(parent: RunRecord | None) -> Context | None:
+def parent_context(parent: RunRecord | None, metadata: object = None) -> Context | None:
     """The context a run's span is started under: its parent run's, or ``None`` for the ambient one (a root).
+
+    ``metadata`` is the run's metadata as LangChain passed it (a root run may carry a trace hand-off in it).
 
     For a root, first undo a sibling root's attach made in this same context (see the module docstring).
     """
