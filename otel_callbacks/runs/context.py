@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from asyncio.events import _get_running_loop  # public in asyncio.events.__all__; None instead of raising
+from collections.abc import Mapping
 
 from opentelemetry.context import Context, create_key
 from opentelemetry.trace import INVALID_SPAN, set_span_in_context
@@ -69,10 +70,17 @@ def parent_context(parent: RunRecord | None, metadata: object = None) -> Context
     return None
 
 
-def enter(record: RunRecord) -> None:
-    """Make the run's span current in the calling context (the one langchain-core copies for the run's code)."""
+def enter(record: RunRecord, extra: Mapping[str, object] | None = None) -> None:
+    """Make the run's span current in the calling context (the one langchain-core copies for the run's code).
+
+    ``extra`` adds entries seen only by the run's own code (a model run's suppression keys for provider
+    instrumentations); the contexts of its child runs are built from the parent's span, not from this context.
+    """
     prev = _get_current()
-    ctx = Context(prev, **{_SPAN_KEY: record.span, _RUN_KEY: record})
+    if extra:
+        ctx = Context(prev, **extra, **{_SPAN_KEY: record.span, _RUN_KEY: record})
+    else:
+        ctx = Context(prev, **{_SPAN_KEY: record.span, _RUN_KEY: record})
     record.prev = prev
     record.ctx = ctx
     record.token = _attach(ctx)
