@@ -26,11 +26,16 @@ context before any of their code runs. A root run must not become the child of t
 (OpenLLMetry's batch bug), yet a root run started *inside* another run's code should nest under it. The two differ
 only in which ``contextvars.Context`` is active: the sibling's attach happened in this very context, a run's code
 executes in a copy. Resetting the sibling's token succeeds only in the former (:func:`parent_context`).
+
+Across services (``runs.handoff``): a root run with no current span whose metadata carries a caller's trace hand-off
+(a LangGraph server's run created by a traced client) is started under the caller's span, and what else the
+propagators extracted (baggage) is current with the run's span while its code executes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 from asyncio.events import _get_running_loop  # public in asyncio.events.__all__; None instead of raising
 from collections.abc import Mapping
@@ -39,6 +44,7 @@ from opentelemetry.context import Context, create_key
 from opentelemetry.trace import INVALID_SPAN, set_span_in_context
 
 from otel_callbacks.emit import compat
+from otel_callbacks.runs.handoff import handed_off
 from otel_callbacks.runs.registry import RunRecord
 
 _RUN_KEY = create_key("otel_callbacks.run")  # marks the contexts we attach, with the run they belong to
@@ -49,24 +55,46 @@ _get_current, _attach, _reset, _ = compat.runtime_context_ops()
 _RUNNING_TASKS = compat.running_tasks_map()
 
 
+class _Pending(threading.local):
+    """What the hand-off parent_context chose for the root run being started in this thread carries besides the
+    span (baggage), for enter(): the two run back to back in one start callback, the record made between them."""
+
+    handoff: Context | None = None
+
+
+_PENDING = _Pending()
+
+
 def parent_context(parent: RunRecord | None, metadata: object = None) -> Context | None:
     """The context a run's span is started under: its parent run's, or ``None`` for the ambient one (a root).
 
     ``metadata`` is the run's metadata as LangChain passed it (a root run may carry a trace hand-off in it).
 
-    For a root, first undo a sibling root's attach made in this same context (see the module docstring).
+    For a root, first undo a sibling root's attach made in this same context (see the module docstring); then, if
+    nothing is current, a trace hand-off in ``metadata`` (``runs.handoff``) is the parent.
     """
     if parent is not None:
         return parent.child_context()
-    sibling = _get_current().get(_RUN_KEY)
+    pending = _PENDING
+    if pending.handoff is not None:
+        pending.handoff = None  # left by a start that failed before enter()
+    current = _get_current()
+    sibling = current.get(_RUN_KEY)
     if isinstance(sibling, RunRecord) and sibling.token is not None:
         try:
             # Only succeeds where the sibling attached; inside a run's code (a copied context) it raises instead,
             # and the run's span rightly stays the parent. The public detach() would log that as an error.
             _reset(sibling.token)
             sibling.token = None
+            current = _get_current()
         except (ValueError, RuntimeError):
             pass
+    if metadata:
+        handoff = handed_off(metadata, current)
+        if handoff is not None:
+            entries = {key: value for key, value in handoff.items() if key != _SPAN_KEY}
+            pending.handoff = Context(entries) if entries else None
+            return handoff
     return None
 
 
@@ -77,6 +105,10 @@ def enter(record: RunRecord, extra: Mapping[str, object] | None = None) -> None:
     instrumentations); the contexts of its child runs are built from the parent's span, not from this context.
     """
     prev = _get_current()
+    if record.parent is None and _PENDING.handoff is not None:
+        # The caller's baggage (whatever else its propagators carried) goes on with the root run's code.
+        handoff, _PENDING.handoff = _PENDING.handoff, None
+        extra = {**handoff, **extra} if extra else handoff
     if extra:
         ctx = Context(prev, **extra, **{_SPAN_KEY: record.span, _RUN_KEY: record})
     else:
