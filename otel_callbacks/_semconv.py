@@ -119,9 +119,17 @@ ATTR_RETRY_ERROR: Final = "langchain.retry.error"
 ATTR_CUSTOM_EVENT_NAME: Final = "langchain.custom_event.name"
 ATTR_CUSTOM_EVENT_DATA: Final = "langchain.custom_event.data"
 
+# --- context keys other instrumentations read (to not trace a model call twice) ----------------------------------
+# OpenLLMetry's provider instrumentations skip a call while this key is truthy (opentelemetry.semconv_ai).
+CTX_SUPPRESS_LANGUAGE_MODEL: Final = "suppress_language_model_instrumentation"
+# opentelemetry-util-genai (>= 1.3b0) makes a nested inference "suppressed" (no span, metrics or events) while this
+# key holds one of its InferenceData objects.
+CTX_GENAI_CLIENT_INFERENCE: Final = "opentelemetry.genai.client.inference.context"
+
 # --- environment variables -------------------------------------------------------------------------------------------
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 ENV_SEMCONV_OPT_IN: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
 ENV_MAX_VALUE_LENGTH: Final = "OTEL_CALLBACKS_MAX_VALUE_LENGTH"
 ENV_MAX_OPEN_RUNS: Final = "OTEL_CALLBACKS_MAX_OPEN_RUNS"
 ENV_LEAN_SPANS: Final = "OTEL_CALLBACKS_LEAN_SPANS"
+ENV_PROVIDER_SPANS: Final = "OTEL_CALLBACKS_PROVIDER_SPANS"

@@ -9,6 +9,7 @@ streaming timing and events, content capture shapes, errors, and that the API ke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Sequence
@@ -180,8 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
 
 
-@pytest.fixture(name="server")
-def _server() -> Iterator[StubServer]:
+@contextlib.contextmanager
+def serve() -> Iterator[StubServer]:
+    """The loopback server on 127.0.0.1 (a free port), stopped on exit."""
     handler_cls = type("_BoundHandler", (_Handler,), {})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
     httpd.daemon_threads = True
@@ -197,6 +199,12 @@ def _server() -> Iterator[StubServer]:
         httpd.server_close()
         thread.join(timeout=5)
         assert not thread.is_alive(), "loopback server did not stop"
+
+
+@pytest.fixture(name="server")
+def _server() -> Iterator[StubServer]:
+    with serve() as stub:
+        yield stub
 
 
 def chat_model(server: StubServer, **overrides: Any) -> ChatOpenAI:

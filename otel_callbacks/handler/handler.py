@@ -60,6 +60,10 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
             time per output chunk); the global provider when ``None``. No metrics work at all when neither is set.
         metadata_policy: which ``langchain.metadata.*`` keys are exported (``allow``, ``deny``) and which name
             secrets (``secret_keys``); by default every key is, and secret-named ones as ``[REDACTED]``.
+        provider_spans: ``"suppress"`` (default, ``OTEL_CALLBACKS_PROVIDER_SPANS``): while a model run's own code
+            runs, provider instrumentations that honour the ecosystem's suppression keys (util-genai based ones such
+            as openai-v2, OpenLLMetry's) make no second span for the same call; ``"keep"``: they do, as children of
+            the model span (both then carry the call's usage).
 
     Example:
         >>> from otel_callbacks import OpenTelemetryCallbackHandler
@@ -81,6 +85,7 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
         stream_events: bool = True,
         meter_provider: MeterProvider | None = None,
         metadata_policy: MetadataPolicy | None = None,
+        provider_spans: str | None = None,
     ) -> None:
         self._policy = ContentPolicy(
             capture=_config.capture_content(capture_content),
@@ -92,6 +97,7 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
         self._max_metadata = max_metadata_attributes
         self._metadata_policy = metadata_policy
         self._stream_events = stream_events
+        self._suppress_providers = _provider_spans(provider_spans) == "suppress"
         self._fast = _config.lean_spans()
         self._tracer_provider = tracer_provider
         provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
@@ -151,3 +157,18 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
             "otel-callbacks: %s failed (%s); the chain goes on, this kind of failure is logged once.",
             callback, type(exc).__name__, exc_info=exc,
         )
+
+
+def _provider_spans(explicit: str | None) -> str:
+    if explicit is not None:
+        if explicit not in ("suppress", "keep"):
+            raise ValueError(f"provider_spans must be 'suppress' or 'keep', not {explicit!r}")
+        return explicit
+    raw = _config.env_value(sc.ENV_PROVIDER_SPANS)
+    if raw is None:
+        return "suppress"
+    value = raw.strip().lower()
+    if value in ("suppress", "keep"):
+        return value
+    _config.warn_invalid(sc.ENV_PROVIDER_SPANS, raw, "suppress, keep", "suppress")
+    return "suppress"

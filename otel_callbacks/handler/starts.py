@@ -25,6 +25,7 @@ from otel_callbacks.mapping import values as _values
 from otel_callbacks.mapping.content import json_attribute, text_attribute
 from otel_callbacks.runs.context import enter, parent_context
 from otel_callbacks.runs.registry import RunRecord
+from otel_callbacks.runs.suppress import model_run_entries
 
 if TYPE_CHECKING:
     from otel_callbacks.emit.emitter import Emitter
@@ -47,6 +48,7 @@ class StartCallbacks:
     _metrics_pending: bool
     _tracer_pending: bool
     _children_follow_unsampled: bool
+    _suppress_providers: bool
     raise_error: bool
 
     if TYPE_CHECKING:
@@ -56,10 +58,11 @@ class StartCallbacks:
     def _start(
         self, run_id: UUID, parent_run_id: UUID | None, name: str, kind: SpanKind, op: str,
         attrs: dict[str, Any], run_type: str, tags: Any, metadata: Any,
-        extra: Callable[[], dict[str, Any]] | None = None,
+        extra: Callable[[], dict[str, Any]] | None = None, context_entries: dict[str, object] | None = None,
     ) -> RunRecord | None:
         """Start the span with every start attribute, register the run, make its span current. ``extra`` adds
-        attributes computed only for spans that get them (request parameters)."""
+        attributes computed only for spans that get them (request parameters); ``context_entries`` go into the
+        context the run's own code sees (provider suppression keys)."""
         if self._tracer_pending:
             self._rebind_if_installed()
         runs = self._runs
@@ -80,7 +83,7 @@ class StartCallbacks:
         # Registered before anything else can fail, so that the run's end (or eviction) always ends the span.
         for old in runs.add(run_id, record):
             self._evict(old)
-        enter(record)
+        enter(record, context_entries)
         return record
 
     def _unsampled_child(self, run_id: UUID, parent_run_id: UUID | None, op: str) -> RunRecord | None:
@@ -154,7 +157,9 @@ class StartCallbacks:
         if self._metrics_pending and not global_meter_provider_unset() and metrics_enabled(None):
             self._metrics_pending = False
             self._metrics = GenAIMetrics(None, experimental=_config.latest_experimental())
-        record = self._unsampled_child(run_id, parent_run_id, op)
+        # Provider suppression needs the run's own context, which an unsampled child borrowing its parent's has not.
+        suppress = model_run_entries() if self._suppress_providers else None
+        record = self._unsampled_child(run_id, parent_run_id, op) if suppress is None else None
         if record is not None:
             if self._metrics is not None:  # metrics count every call, sampled or not
                 attrs = _mapping.llm_span(serialized, params, metadata, chat=chat)[1]
@@ -163,7 +168,7 @@ class StartCallbacks:
         span_name, attrs = _mapping.llm_span(serialized, params, metadata, chat=chat)
         metric_attrs = {k: attrs[k] for k in METRIC_START_KEYS if k in attrs} if self._metrics is not None else None
         record = self._start(run_id, parent_run_id, span_name, SpanKind.CLIENT, op, attrs, "llm", tags, metadata,
-                             lambda: _mapping.llm_request_attributes(params, metadata))
+                             lambda: _mapping.llm_request_attributes(params, metadata), suppress)
         if record is None:
             return
         record.metric_attrs = metric_attrs
