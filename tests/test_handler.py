@@ -256,6 +256,20 @@ class TestAgentsAndGraphs:
         assert {s.name for s in tree.spans} >= {"model", "tools", "chat"}
         assert all(not s.name.startswith("invoke_agent") for s in tree.spans if s is not root)
 
+    def test_create_agent_without_a_name_is_still_an_agent(self, handler, spans) -> None:
+        from langchain.agents import create_agent
+
+        model = fake_chat(ai(tool_calls=[{"name": "multiply", "args": {"a": 2, "b": 3}, "id": "c1"}]), ai("6"))
+        create_agent(model, tools=[multiply]).invoke({"messages": [("human", "2*3?")]},
+                                                     config={"callbacks": [handler]})
+        tree = spans()
+        [root] = tree.roots()
+        assert root.name == "invoke_agent"
+        assert root.attributes["gen_ai.operation.name"] == "invoke_agent"
+        assert "gen_ai.agent.name" not in root.attributes  # "LangGraph" is the graph's default name, not the agent's
+        assert [s.name for s in tree.spans if s.name.startswith("invoke_")] == ["invoke_agent"]
+        assert tree.parent(tree.one("execute_tool multiply")).name == "tools"
+
     def test_state_graph_root_is_invoke_workflow_nodes_keep_names(self, handler, spans) -> None:
         from typing import TypedDict
 

@@ -122,7 +122,9 @@ class StartCallbacks:
             if record is None:
                 return
             if op == sc.OP_INVOKE_AGENT and self._metrics is not None and self._metrics.agent_duration is not None:
-                record.metric_attrs = {sc.GEN_AI_OPERATION_NAME: op, sc.GEN_AI_AGENT_NAME: agent_name}
+                record.metric_attrs = {sc.GEN_AI_OPERATION_NAME: op}
+                if agent_name is not None:
+                    record.metric_attrs[sc.GEN_AI_AGENT_NAME] = agent_name
             if record.recording and self._capture:
                 self._set_json(record, sc.LC_CHAIN_INPUTS, inputs)
         except Exception as exc:

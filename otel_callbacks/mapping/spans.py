@@ -207,9 +207,15 @@ def _set_param(attrs: Attributes, key: str, value: Any) -> None:
         attrs[attr] = converted
 
 
+_DEFAULT_GRAPH_NAME = "LangGraph"
+
+
 def chain_span(name: str, metadata: Any, tags: Any, serialized: Any) -> tuple[str, SpanKind, Attributes]:
     """Name, kind and operation attributes of a chain run: an agent, a LangGraph workflow root, or a plain chain."""
     meta = metadata if isinstance(metadata, dict) else {}
+    if _is_unnamed_agent(name, meta):
+        # create_agent without name=: "LangGraph" is LangGraph's default graph name, not the agent's.
+        return sc.OP_INVOKE_AGENT, SpanKind.INTERNAL, {sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT}
     if _is_agent(name, meta, tags, serialized):
         return f"{sc.OP_INVOKE_AGENT} {name}", SpanKind.INTERNAL, {
             sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
@@ -221,6 +227,13 @@ def chain_span(name: str, metadata: Any, tags: Any, serialized: Any) -> tuple[st
             sc.GEN_AI_WORKFLOW_NAME: name,
         }
     return name, SpanKind.INTERNAL, {}
+
+
+def _is_unnamed_agent(name: str, meta: Mapping[str, Any]) -> bool:
+    """The graph run of ``create_agent(model, tools)`` made without a name: marked as create_agent's, with no
+    agent name, under LangGraph's default graph name (its nodes have names of their own)."""
+    return (name == _DEFAULT_GRAPH_NAME and meta.get("ls_integration") == "langchain_create_agent"
+            and "lc_agent_name" not in meta)
 
 
 def _is_agent(name: str, meta: Mapping[str, Any], tags: Any, serialized: Any) -> bool:
