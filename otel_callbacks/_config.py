@@ -8,30 +8,64 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Literal, cast
 
 from otel_callbacks import _semconv as sc
 
 _logger = logging.getLogger(__name__)
 
-_CAPTURE_ON = frozenset({"true", "1", "yes", "on", "span_only", "span_and_event", "event_only"})
-_CAPTURE_OFF = frozenset({"", "false", "0", "no", "off", "no_content"})
+CaptureMode = Literal["NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT"]
+"""Where content goes: nowhere, on spans, in ``gen_ai.client.inference.operation.details`` log records, or both."""
+
+CAPTURE_MODES: tuple[CaptureMode, ...] = ("NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT")
+EVENT_MODES: frozenset[CaptureMode] = frozenset({"EVENT_ONLY", "SPAN_AND_EVENT"})
+_CAPTURE_VALUES: dict[str, CaptureMode] = {
+    **dict.fromkeys(("", "false", "0", "no", "off", "no_content"), "NO_CONTENT"),
+    # A boolean "on" predates the util-genai modes: it keeps meaning content on spans.
+    **dict.fromkeys(("true", "1", "yes", "on", "span_only"), "SPAN_ONLY"),
+    "event_only": "EVENT_ONLY",
+    "span_and_event": "SPAN_AND_EVENT",
+}
 
 
 def capture_content(explicit: bool | None) -> bool:
     """Whether content is recorded: the argument, else ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
 
     The util-genai values (``SPAN_ONLY``, ``SPAN_AND_EVENT``, ``EVENT_ONLY``, ``NO_CONTENT``) are accepted beside
-    booleans; content lands on spans in every "on" mode.
+    booleans; :func:`capture_mode` says where the content goes.
     """
-    if explicit is not None:
-        return bool(explicit)
+    return capture_mode(explicit) != "NO_CONTENT"
+
+
+def capture_mode(explicit: bool | str | None = None, *, warn: bool = True) -> CaptureMode:
+    """Where content goes, as util-genai's ``ContentCapturingMode`` names it.
+
+    ``explicit``: a mode name (any case; ``ValueError`` if unknown), ``False`` (``NO_CONTENT``), ``True`` (content
+    on: the variable's mode when it names one where content goes, else ``SPAN_ONLY``), or ``None``: the variable
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (booleans mean ``NO_CONTENT`` / ``SPAN_ONLY``; a bad
+    value warns once, unless ``warn`` is False, and means ``NO_CONTENT``).
+
+    Example:
+        >>> capture_mode("event_only"), capture_mode(False)
+        ('EVENT_ONLY', 'NO_CONTENT')
+    """
+    if isinstance(explicit, str):
+        name = explicit.strip().upper()
+        if name not in CAPTURE_MODES:
+            raise ValueError(f"capture mode must be one of {', '.join(CAPTURE_MODES)}, got {explicit!r}")
+        return cast(CaptureMode, name)
+    if explicit is False:
+        return "NO_CONTENT"
     raw = (env_value(sc.ENV_CAPTURE_CONTENT) or "").lower()
-    if raw in _CAPTURE_ON:
-        return True
-    if raw not in _CAPTURE_OFF:
-        warn_invalid(sc.ENV_CAPTURE_CONTENT, raw, "true, false, SPAN_ONLY, SPAN_AND_EVENT, EVENT_ONLY, NO_CONTENT",
-                     "false (content capture stays off)")
-    return False
+    mode = _CAPTURE_VALUES.get(raw)
+    if explicit:
+        return mode if mode is not None and mode != "NO_CONTENT" else "SPAN_ONLY"
+    if mode is None:
+        if warn:
+            warn_invalid(sc.ENV_CAPTURE_CONTENT, raw, "true, false, SPAN_ONLY, SPAN_AND_EVENT, EVENT_ONLY, NO_CONTENT",
+                         "false (content capture stays off)")
+        return "NO_CONTENT"
+    return mode
 
 
 def lean_spans() -> bool:

@@ -10,8 +10,9 @@ endpoint, headers, timeout, certificates, compression). They are handed only wha
 the SDK applies its own defaults, precedence and warnings. The one exception is ``otel-callbacks send``, which posts
 already-encoded requests without an SDK exporter: :func:`resolve_replay_target` reads the OTLP variables for it.
 
-Only this module and ``setup.sdk_env`` (which checks the SDK's variables before the SDK's components read them, so
-that a malformed one costs a warning, not an exporter) read ``os.environ`` in the set-up layer.
+Only this module, ``setup.logs_env`` (the same for log records) and ``setup.sdk_env`` (which checks the SDK's
+variables before the SDK's components read them, so that a malformed one costs a warning, not an exporter) read
+``os.environ`` in the set-up layer.
 
 Example:
     >>> resolve_settings(exporters="otlp", endpoint="http://localhost:4318").endpoint

@@ -1,4 +1,4 @@
-"""What tracing and metrics set-up share about a provider's life: its resource, a bounded shutdown, the exit flush.
+"""What the set-up of each signal shares about a provider's life: its resource, a bounded shutdown, the exit flush.
 
 An unreachable OTLP endpoint can hold ``shutdown()`` for the exporter's whole retry budget, so every shutdown we run
 happens on a daemon thread that we wait for at most a bound, after which the interpreter may exit regardless. At
@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 from opentelemetry.sdk.resources import Resource
@@ -28,12 +28,12 @@ from opentelemetry.util.types import AttributeValue
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ShutsDown", "flush_and_shutdown", "flush_at_exit", "log_gave_up", "make_resource", "shutdown_bounded",
-           "without_messages"]
+__all__ = ["ShutsDown", "flush_and_shutdown", "flush_at_exit", "log_gave_up", "make_resource", "run_bounded",
+           "shutdown_bounded", "without_messages"]
 
 
 class ShutsDown(Protocol):
-    """A tracer or meter provider, as far as its shutdown goes."""
+    """A tracer, meter or logger provider, as far as its shutdown goes."""
 
     def shutdown(self) -> object: ...
 
@@ -43,7 +43,7 @@ def make_resource(
     default_service_name: str | None = None,
 ) -> Resource:
     """Arguments over ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``; ``default_service_name`` over
-    the SDK's ``unknown_service``. Shared by traces and metrics so both carry the same resource."""
+    the SDK's ``unknown_service``. Shared by every signal so all carry the same resource."""
     attributes: dict[str, AttributeValue] = dict(resource_attributes or {})
     if service_name:
         attributes["service.name"] = service_name
@@ -93,6 +93,29 @@ def shutdown_bounded(provider: ShutsDown, timeout_millis: int, *, what: str = "s
     except RuntimeError:  # called from the user's own atexit hook on 3.12+: no thread, so no bound either
         _shut_down(provider, done)
     return _waited(done, time.monotonic() + max(timeout_millis, 0) / 1000, timeout_millis, what)
+
+
+def run_bounded(target: Callable[[], object], timeout_millis: int, *, name: str = "otel-callbacks-shutdown") -> bool:
+    """Run ``target`` on a daemon thread and wait for it at most ``timeout_millis``; True if it finished in time.
+
+    An exception from ``target`` is logged, never raised. Where no thread can start (an atexit hook on 3.12+),
+    ``target`` runs here, unbounded: lifecycle's exit flusher, started beforehand, bounds that case.
+    """
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            target()
+        except Exception:  # telemetry failures are logged, never raised into the host
+            logger.exception("Error in %s", name)
+        finally:
+            done.set()
+
+    try:
+        threading.Thread(target=run, name=name, daemon=True).start()
+    except RuntimeError:
+        run()
+    return done.wait(max(timeout_millis, 0) / 1000)
 
 
 def flush_at_exit(provider: ShutsDown, timeout_millis: int, what: str) -> None:
@@ -199,13 +222,14 @@ _hook_registered = False
 
 
 def flush_and_shutdown(timeout_millis: int | None = None) -> bool:
-    """Flush the pending spans and metrics of every provider ``setup_tracing`` / ``setup_metrics`` built, and shut
-    them down, waiting at most ``timeout_millis`` (default: each provider's exit timeout,
+    """Flush the pending spans, metrics and log records of every provider ``setup_tracing`` / ``setup_metrics``
+    built, and shut them down, waiting at most ``timeout_millis`` (default: each provider's exit timeout,
     ``OTEL_CALLBACKS_EXIT_TIMEOUT`` or 5000 ms). True if all finished in time.
 
     What the exit hook and the SIGTERM handler run. Call it yourself when your application owns its signal handling
     (your SIGTERM handler, or the end of your server's graceful shutdown) or ends the process with ``os._exit``.
-    Tracing and metrics stop: it is for the end of the process. Safe to call more than once; callable from any thread.
+    Tracing, metrics and log records stop: it is for the end of the process. Safe to call more than once; callable
+    from any thread.
 
     Example:
         >>> # signal.signal(signal.SIGTERM, lambda *_: (flush_and_shutdown(), sys.exit(0)))
@@ -219,7 +243,7 @@ def flush_and_shutdown(timeout_millis: int | None = None) -> bool:
         if locked:
             _registry_lock.release()
     start = time.monotonic()
-    woken = [f for f in flushers if f.wake()]  # all at once, so that tracing and metrics flush side by side
+    woken = [f for f in flushers if f.wake()]  # all at once, so that every signal flushes side by side
     finished = True
     for flusher in woken:
         bound = flusher.timeout_millis if timeout_millis is None else timeout_millis

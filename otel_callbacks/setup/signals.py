@@ -1,4 +1,4 @@
-"""SIGTERM flushes: a bounded flush of pending spans and metrics, then the process ends as SIGTERM would.
+"""SIGTERM flushes: a bounded flush of pending spans, metrics and log records, then the process ends as SIGTERM would.
 
 SIGTERM (what Kubernetes and systemd send) kills a Python process by default without running atexit, so every batched
 span was lost (90 of 90 for a worker at 10 runs/s killed after 3 s). Servers that catch it do no better: uvicorn (so

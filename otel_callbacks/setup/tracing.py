@@ -2,131 +2,32 @@
 
 Our variables are read by ``setup.env`` only. A bad env value logs one warning that names the variable and the
 valid values, then the default is used; a bad *argument* raises ``ValueError`` (as the OTel SDK does). Metrics are
-set up by the sibling ``setup_metrics`` (``setup.metrics``), or from here with ``metrics=``.
+set up by the sibling ``setup_metrics`` (``setup.metrics``), or from here with ``metrics=``; the ``LoggerProvider``
+for content events with ``logs=`` (``setup.log_provider``). The provider itself is built by ``setup.tracer_provider``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import weakref
 from collections.abc import Mapping, Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.util.types import AttributeValue
 
-from otel_callbacks.setup import signals
-from otel_callbacks.setup.batching import REASONS, CountedBatchSpanProcessor, CountingExporter, DropCounter
-from otel_callbacks.setup.env import (
-    DEFAULT_EXIT_TIMEOUT_MS,
-    TracingSettings,
-    metrics_exporter_env_set,
-    resolve_settings,
-)
-from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
-from otel_callbacks.setup.exporters.otlp import make_otlp_exporter
-from otel_callbacks.setup.forksafe import renew_after_fork
-from otel_callbacks.setup.lifecycle import flush_at_exit, log_gave_up, make_resource, without_messages
-from otel_callbacks.setup.sdk_env import batch_processor_fallbacks
+from otel_callbacks import _config
+from otel_callbacks.setup.env import TracingSettings, metrics_exporter_env_set, resolve_settings
+from otel_callbacks.setup.tracer_provider import BoundedTracerProvider, build_provider
+
+if TYPE_CHECKING:
+    from otel_callbacks.setup.logs import LogRecordExporter
+    from otel_callbacks.setup.logs_env import LogsSettings
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BoundedTracerProvider", "TracingSettings", "build_provider", "resolve_settings", "setup_tracing"]
-
-
-class BoundedTracerProvider(TracerProvider):
-    """The ``TracerProvider`` that ``setup_tracing`` returns: shutdown and flush are bounded, losses are counted.
-
-    * ``shutdown(timeout_millis=None)`` waits at most ``timeout_millis`` (default: the exit timeout,
-      ``OTEL_CALLBACKS_EXIT_TIMEOUT``, else 5000 ms) however dead the collector is, and runs once (our exit hook may
-      follow the user's own call). What was still pending when it gave up is counted as dropped.
-    * ``force_flush(timeout_millis)`` returns within its timeout (the SDK's batch processor ignores it).
-    * ``dropped``: spans lost so far, by reason: ``queue_full`` (the application outran the exporter; raise
-      ``OTEL_BSP_MAX_QUEUE_SIZE`` for bursts), ``export_failed`` (the exporter returned FAILURE or raised),
-      ``shutdown`` (pending when shutdown gave up, or ended after it). Losses are also logged, at most once a minute
-      and once at shutdown.
-    """
-
-    def __init__(self, resource: Resource, *, shutdown_timeout_millis: int = DEFAULT_EXIT_TIMEOUT_MS) -> None:
-        # The SDK's own atexit hook waits up to 30 s per processor; ours (registered in build_provider) is bounded.
-        super().__init__(resource=resource, shutdown_on_exit=False)
-        self._renew_after_fork()
-        renew_after_fork(self)
-        self._is_shut_down = False
-        self._given_up = False
-        self._shutdown_timeout_millis = shutdown_timeout_millis
-        self._counted: list[CountedBatchSpanProcessor] = []
-        self._counters: list[DropCounter] = []
-
-    def _renew_after_fork(self) -> None:
-        self._shutdown_lock = threading.Lock()
-
-    @property
-    def dropped(self) -> dict[str, int]:
-        """Running totals of lost spans by reason, summed over this provider's exporters."""
-        totals = dict.fromkeys(REASONS, 0)
-        for counter in self._counters:
-            for reason, count in counter.totals().items():
-                totals[reason] += count
-        return totals
-
-    def add_counted(self, processor: SpanProcessor, counter: DropCounter) -> None:
-        """Add a processor whose losses ``counter`` counts (and report them at shutdown)."""
-        self.add_span_processor(processor)
-        self._counters.append(counter)
-        if isinstance(processor, CountedBatchSpanProcessor):
-            self._counted.append(processor)
-
-    def shutdown(self, timeout_millis: int | None = None) -> None:
-        with self._shutdown_lock:
-            if self._is_shut_down:
-                return
-            self._is_shut_down = True
-        bound = self._shutdown_timeout_millis if timeout_millis is None else timeout_millis
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                super(BoundedTracerProvider, self).shutdown()
-            except Exception:  # telemetry failures are logged, never raised into the host
-                logger.exception("Error while shutting down the tracer provider")
-            finally:
-                done.set()
-
-        try:
-            threading.Thread(target=run, name="otel-callbacks-shutdown", daemon=True).start()
-        except RuntimeError:  # at interpreter exit on 3.12+ no thread can start; lifecycle's waiter bounds us then
-            run()
-        if done.wait(max(bound, 0) / 1000):
-            for processor in self._counted:
-                processor.finished()
-            self._report()
-        elif self._give_up():
-            log_gave_up("spans", bound)
-
-    def gave_up(self) -> None:
-        """Shutdown ran out of time: count what is still pending as lost and report it. Lifecycle calls this when
-        its own bound passes first (and has said so); the bound here then says nothing more."""
-        self._give_up()
-
-    def _give_up(self) -> bool:
-        with self._shutdown_lock:
-            if self._given_up:
-                return False
-            self._given_up = True
-        for processor in self._counted:
-            processor.gave_up()
-        self._report()
-        return True
-
-    def _report(self) -> None:
-        for counter in self._counters:  # the unbatched exporters' failures too
-            counter.report()
 
 
 def setup_tracing(
@@ -145,6 +46,8 @@ def setup_tracing(
     set_global: bool = True,
     exit_timeout_millis: int | None = None,
     metrics: bool | str | Sequence[str] | None = None,
+    logs: bool | str | Sequence[str | LogRecordExporter] | None = None,
+    logs_file_path: str | os.PathLike[str] | None = None,
 ) -> BoundedTracerProvider:
     """Configure a ``TracerProvider`` with console, file and/or OTLP exporters, and install it globally.
 
@@ -175,12 +78,23 @@ def setup_tracing(
             ``OTEL_METRICS_EXPORTER`` is set. ``endpoint``, ``protocol``, ``headers``, ``timeout``, the resource and
             the exit timeout given here apply to metrics too. Needs ``set_global=True``; call ``setup_metrics`` to
             get the ``MeterProvider`` itself. Create the handler afterwards: it looks for a meter provider once.
+        logs: also build a ``LoggerProvider`` for the content events (``gen_ai.client.inference.operation.details``
+            log records): ``True`` (exporters from ``OTEL_LOGS_EXPORTER``, else the spans' own: console, file,
+            otlp), log exporter names (``console``, ``file``, ``otlp``, ``none``) and/or ``LogRecordExporter``
+            instances, or ``False``. Default ``None``: only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+            is ``EVENT_ONLY`` or ``SPAN_AND_EVENT``. OTLP records go where the spans go (``endpoint`` gets
+            ``/v1/logs`` for HTTP; the exporter reads ``OTEL_EXPORTER_OTLP_[LOGS_]*`` itself); file and OTLP ones
+            are batched (``OTEL_BLRP_*``). Installed as the global ``LoggerProvider`` when the tracer provider is
+            installed globally; in any case it is ``provider.logger_provider``. A global ``LoggerProvider`` already
+            installed (``opentelemetry-instrument``'s, say) is left in place and none is built.
+        logs_file_path: OTLP/JSON lines file for log records (default ``OTEL_CALLBACKS_LOGS_FILE_PATH``, else the
+            span file's sibling: ``traces.logs.jsonl`` beside ``traces.jsonl``).
 
     Returns:
-        The configured provider, a :class:`BoundedTracerProvider` (bounded ``shutdown``/``force_flush``, lost spans
-        counted in ``dropped``). Pass it to ``OpenTelemetryCallbackHandler(tracer_provider=...)`` when
-        ``set_global=False``. From the main thread, set-up also makes SIGTERM flush before the process ends (see
-        ``setup.signals``).
+        The configured provider, a :class:`BoundedTracerProvider` (bounded ``shutdown``/``force_flush``, which also
+        cover its ``logger_provider``; lost spans counted in ``dropped``). Pass it to
+        ``OpenTelemetryCallbackHandler(tracer_provider=...)`` when ``set_global=False``. From the main thread,
+        set-up also makes SIGTERM flush before the process ends (see ``setup.signals``).
 
     Example:
         >>> import otel_callbacks
@@ -215,138 +129,65 @@ def setup_tracing(
         meter_settings = resolve_for_tracing(
             metrics, settings.exporters, explicit=explicit, endpoint=endpoint, protocol=protocol, headers=headers,
             timeout=timeout, console_format=console_format, exit_timeout_millis=exit_timeout_millis)
+    logs_plan = _resolve_logs(
+        logs, settings, set_global=set_global, file_path=logs_file_path, endpoint=endpoint, protocol=protocol,
+        headers=headers, timeout=timeout, console_format=console_format, exit_timeout_millis=exit_timeout_millis)
     provider = build_provider(
         settings, service_name=service_name, resource_attributes=resource_attributes, extra_exporters=instances,
         console_out=console_out, batch=batch, set_global=set_global,
     )
+    if logs_plan is not None:
+        from otel_callbacks.setup.log_provider import build_logger_provider, install_global
+
+        logs_settings, log_exporters = logs_plan
+        provider.logger_provider = build_logger_provider(
+            logs_settings, resource=provider.resource, extra_exporters=log_exporters, console_out=console_out,
+            batch=batch)
+        if set_global and trace.get_tracer_provider() is provider:  # the log records follow the spans' fate
+            install_global(provider.logger_provider)
     if meter_settings is not None:
         build_meter_provider(meter_settings, service_name=service_name, resource_attributes=resource_attributes,
                              console_out=console_out)
     return provider
 
 
-def build_provider(
-    settings: TracingSettings,
-    *,
-    service_name: str | None = None,
-    resource_attributes: Mapping[str, AttributeValue] | None = None,
-    extra_exporters: Sequence[SpanExporter] = (),
-    console_out: IO[str] | None = None,
-    batch: bool = True,
-    set_global: bool = True,
-    default_service_name: str | None = None,
-) -> BoundedTracerProvider:
-    """Build the provider for already-resolved settings (the CLI resolves once, then inspects the settings).
 
-    ``default_service_name`` replaces the SDK's ``unknown_service`` when neither an argument nor env names one.
-    """
-    provider = BoundedTracerProvider(make_resource(service_name, resource_attributes, default_service_name),
-                                     shutdown_timeout_millis=settings.exit_timeout_millis)
-    for name in settings.exporters:
-        exporter = _make_exporter(name, settings, console_out)
-        if exporter is None:
-            continue
-        sync = name == "console" or not batch  # console output should appear as the trace ends, not 5 s later
-        _add(provider, exporter, batched=not sync)
-    for exporter in extra_exporters:
-        _add(provider, exporter, batched=batch)
-    flush_at_exit(provider, settings.exit_timeout_millis, "spans")
-    signals.install()  # SIGTERM flushes too (it skips atexit otherwise)
-    _observe_drops(provider)
-    if set_global:
-        _install_global(provider)
-    return provider
-
-
-def _make_exporter(name: str, settings: TracingSettings, console_out: IO[str] | None) -> SpanExporter | None:
-    try:
-        if name == "console":
-            if settings.console_format == "json":
-                return ConsoleSpanExporter() if console_out is None else ConsoleSpanExporter(out=console_out)
-            return ConsoleTreeSpanExporter(console_out)
-        if name == "file":
-            return OtlpJsonFileSpanExporter(settings.file_path)
-        if name == "otlp":
-            return make_otlp_exporter(
-                settings.protocol, endpoint=settings.endpoint, headers=settings.headers, timeout=settings.timeout,
-                fallbacks=settings.fallbacks,
-            )
-    except Exception as exc:  # malformed variables are replaced (sdk_env); this is for what no check foresaw
-        hint = " (check the OTEL_EXPORTER_OTLP_* variables it reads)" if name == "otlp" else ""
-        logger.warning("Could not create the %s span exporter, continuing without it: %s%s", name, exc, hint)
+def _resolve_logs(
+    option: bool | str | Sequence[str | LogRecordExporter] | None, spans: TracingSettings, *, set_global: bool,
+    file_path: str | os.PathLike[str] | None, endpoint: str | None, protocol: str | None,
+    headers: Mapping[str, str] | None, timeout: float | None, console_format: str | None,
+    exit_timeout_millis: int | None,
+) -> tuple[LogsSettings, list[LogRecordExporter]] | None:
+    """The log settings and exporter instances for ``logs=option``, or None when no ``LoggerProvider`` is to be built.
+    Resolved before anything is built, so that a bad argument leaves no half-installed setup."""
+    if option is False:
         return None
-    raise AssertionError(f"unreachable exporter name {name!r}")
+    explicit = option is not None
+    # The handler warns about a malformed capture variable when it reads it; set-up says nothing more.
+    if option is None and _config.capture_mode(None, warn=False) not in _config.EVENT_MODES:
+        return None
+    from otel_callbacks.setup.logs import LogRecordExporter, global_logger_provider, global_logger_provider_installed
+    from otel_callbacks.setup.logs_env import resolve_logs_settings
 
-
-def _add(provider: BoundedTracerProvider, exporter: SpanExporter, *, batched: bool) -> None:
-    # Every exporter is wrapped to count its failures; batched ones also get the processor that counts a full queue.
-    counter = DropCounter(type(exporter).__name__)
-    counting = CountingExporter(exporter, counter)
-    provider.add_counted(_batch(counting, counter) if batched else SimpleSpanProcessor(counting), counter)
-
-
-def _batch(exporter: CountingExporter, counter: DropCounter) -> SpanProcessor:
-    # The processor reads OTEL_BSP_* itself; the malformed ones (which it would refuse with ValueError or log with a
-    # traceback) are replaced by their defaults first, each with one warning naming it. The queue size is passed
-    # always: the processor counts against it (it is the value the SDK would read).
-    given, queue_size = batch_processor_fallbacks()
-    try:
-        return CountedBatchSpanProcessor(  # None: the processor reads that variable itself
-            exporter, counter, max_queue_size=queue_size,
-            max_export_batch_size=given.get("max_export_batch_size"),
-            schedule_delay_millis=given.get("schedule_delay_millis"),
-            export_timeout_millis=given.get("export_timeout_millis"))
-    except ValueError as exc:  # a refusal no check foresaw: a typo in the environment must not stop the application
-        logger.warning("The batch span processor refused the OTEL_BSP_* settings (%s); using the defaults instead: "
-                       "queue 2048, batch 512, delay 5000 ms, export timeout 30000 ms.", exc)
-        # The specification's defaults for OTEL_BSP_*, which are also the SDK's.
-        return CountedBatchSpanProcessor(exporter, counter, max_queue_size=2048, max_export_batch_size=512,
-                                         schedule_delay_millis=5000, export_timeout_millis=30000)
-
-
-_observed: weakref.WeakSet[BoundedTracerProvider] = weakref.WeakSet()
-_observe_lock = threading.Lock()
-
-
-def _observe_drops(provider: BoundedTracerProvider) -> None:
-    """Report the providers' ``dropped`` totals as the observable counter ``otel_callbacks.spans.dropped`` (attribute
-    ``reason``, summed over the live providers) through the global ``MeterProvider``; the API's proxy binds it to one
-    installed later (``metrics=`` builds it after the tracer provider).
-
-    Registered once per process: the SDK keeps the first instrument of a name (and warns about the next), so a
-    counter per provider would report the first provider alone. Providers are held weakly."""
-    with _observe_lock:
-        first = not _observed
-        _observed.add(provider)
-    if not first:
-        return
-    from opentelemetry import metrics
-    from opentelemetry.metrics import CallbackOptions, Observation
-
-    def observe(_options: CallbackOptions) -> list[Observation]:
-        totals = dict.fromkeys(REASONS, 0)
-        for live in list(_observed):
-            for reason, count in live.dropped.items():
-                totals[reason] += count
-        return [Observation(count, {"reason": reason}) for reason, count in totals.items()]
-
-    # A global provider the application has already shut down answers with a warning (and a no-op meter): about us,
-    # not the application, so it is not shown.
-    with without_messages("opentelemetry.sdk.metrics._internal", "A shutdown `MeterProvider`"):
-        meter = metrics.get_meter("otel_callbacks")
-    meter.create_observable_counter(
-        "otel_callbacks.spans.dropped", callbacks=[observe], unit="{span}",
-        description="Spans lost before export, by reason: queue_full, export_failed, shutdown")
-
-
-def _install_global(provider: TracerProvider) -> None:
-    current = trace.get_tracer_provider()
-    if not isinstance(current, trace.ProxyTracerProvider):
-        # The API allows setting the global provider once; say so instead of letting the API log a terse warning.
-        logger.warning(
-            "A global TracerProvider (%s) is already installed; the new provider is returned but not installed. "
-            "Pass it explicitly: OpenTelemetryCallbackHandler(tracer_provider=provider).",
-            type(current).__name__,
-        )
-        return
-    trace.set_tracer_provider(provider)
+    level = logging.WARNING if explicit else logging.DEBUG
+    names: str | list[str] | None = None
+    instances: list[LogRecordExporter] = []
+    if isinstance(option, str):
+        names = option
+    elif option is not None and option is not True:
+        instances = [e for e in option if isinstance(e, LogRecordExporter)]
+        names = [e for e in option if not isinstance(e, LogRecordExporter)] or ["none"]
+    settings = resolve_logs_settings(
+        exporters=names, span_exporters=spans.exporters, span_protocol=spans.protocol, span_file_path=spans.file_path,
+        file_path=file_path, endpoint=endpoint, protocol=protocol, headers=headers, timeout=timeout,
+        console_format=console_format, exit_timeout_millis=exit_timeout_millis)
+    if set_global and global_logger_provider_installed():
+        # e.g. opentelemetry-instrument configured logs already: the handler's events go to that one by default.
+        logger.log(level, "A global LoggerProvider (%s) is already installed; setup_tracing(logs=...) leaves it in "
+                   "place.", type(global_logger_provider()).__name__)
+        return None
+    if not settings.exporters and not instances:
+        logger.log(level, "No log record exporter to set up (no span exporter to follow, and none named): content "
+                   "events are not exported; name one, e.g. setup_tracing(logs=['console']).")
+        return None
+    return settings, instances

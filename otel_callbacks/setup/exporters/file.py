@@ -1,4 +1,8 @@
-"""Span exporter that appends OTLP/JSON lines to a file or a text stream."""
+"""Exporters that append OTLP/JSON lines to a file or a text stream: the line writer they share, and the span one.
+
+The log-record exporter (``file_logs``) builds on :class:`JsonLinesFile` too; it lives apart so that writing spans
+never loads the logs SDK.
+"""
 
 from __future__ import annotations
 
@@ -18,20 +22,13 @@ from otel_callbacks.setup.forksafe import renew_after_fork
 logger = logging.getLogger(__name__)
 
 
-class OtlpJsonFileSpanExporter(SpanExporter):
-    """Write each exported batch as one ``{"resourceSpans": [...]}`` line (OTLP/JSON, hex ids, integer enums).
+class JsonLinesFile:
+    """One line per batch, appended to a ``path`` (opened in append mode, closed on shutdown) or a ``stream`` (never
+    closed by us), not both. Each line is written with one ``write`` call under a lock and flushed, so concurrent
+    processes appending to the same file do not interleave lines. With ``max_bytes`` the file is rotated to
+    ``path.1`` … ``path.N`` (``backup_count``) before a write would exceed the limit.
 
-    The output is what the Collector's ``file`` exporter writes and its ``otlpjsonfile`` receiver reads; view it with
-    ``otel-callbacks view FILE``. Give a ``path`` (opened in append mode, closed on shutdown) or a ``stream``
-    (never closed by us), not both. Each line is written with one ``write`` call under a lock and flushed, so
-    concurrent processes appending to the same file do not interleave lines. With ``max_bytes`` the file is rotated
-    to ``path.1`` … ``path.N`` (``backup_count``) before a write would exceed the limit.
-
-    Export never raises: an encoding or write error is logged as a warning that says how many spans were lost, and
-    the batch returns ``FAILURE``.
-
-    Example:
-        >>> # provider.add_span_processor(BatchSpanProcessor(OtlpJsonFileSpanExporter("traces.jsonl")))
+    :meth:`write_batch` never raises: a write error is logged as a warning that says how many ``what`` were lost.
     """
 
     def __init__(
@@ -65,25 +62,16 @@ class OtlpJsonFileSpanExporter(SpanExporter):
         """The file written to, or None when writing to a stream."""
         return self._path
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._shutdown:
-            logger.warning("OtlpJsonFileSpanExporter is shut down; dropping %d spans", len(spans))
-            return SpanExportResult.FAILURE
-        if not spans:
-            return SpanExportResult.SUCCESS
-        try:
-            line = dumps_line(encode_otlp_json(spans))
-        except Exception as exc:  # the encoder is third-party code fed user attributes; never raise into the app
-            logger.warning("Could not encode %d spans as OTLP/JSON, dropping them: %s", len(spans), exc)
-            return SpanExportResult.FAILURE
+    def write_batch(self, line: str, count: int, what: str) -> bool:
+        """Append ``line`` (``count`` ``what``); False, with a warning, when it could not be written."""
         with self._lock:
             try:
                 self._write(line)
             except Exception as exc:  # disk full, permission, closed stream: report the loss, keep the app alive
-                logger.warning("Could not write %d spans to %s, dropping them: %s", len(spans), self._target(), exc)
+                logger.warning("Could not write %d %s to %s, dropping them: %s", count, what, self._target(), exc)
                 self._close_file()  # reopen on the next batch, e.g. after the directory is recreated
-                return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+                return False
+        return True
 
     def _target(self) -> str:
         return self._path if self._path is not None else repr(self._stream)
@@ -125,11 +113,45 @@ class OtlpJsonFileSpanExporter(SpanExporter):
                 self._file.close()
             self._file = None
 
+    def shutdown(self) -> None:
+        with self._lock:
+            self._shutdown = True
+            self._close_file()
+
+
+class OtlpJsonFileSpanExporter(JsonLinesFile, SpanExporter):
+    """Write each exported batch as one ``{"resourceSpans": [...]}`` line (OTLP/JSON, hex ids, integer enums).
+
+    The output is what the Collector's ``file`` exporter writes and its ``otlpjsonfile`` receiver reads; view it with
+    ``otel-callbacks view FILE``. Give a ``path`` (opened in append mode, closed on shutdown) or a ``stream``
+    (never closed by us), not both. Each line is written with one ``write`` call under a lock and flushed, so
+    concurrent processes appending to the same file do not interleave lines. With ``max_bytes`` the file is rotated
+    to ``path.1`` … ``path.N`` (``backup_count``) before a write would exceed the limit.
+
+    Export never raises: an encoding or write error is logged as a warning that says how many spans were lost, and
+    the batch returns ``FAILURE``.
+
+    Example:
+        >>> # provider.add_span_processor(BatchSpanProcessor(OtlpJsonFileSpanExporter("traces.jsonl")))
+    """
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            logger.warning("OtlpJsonFileSpanExporter is shut down; dropping %d spans", len(spans))
+            return SpanExportResult.FAILURE
+        if not spans:
+            return SpanExportResult.SUCCESS
+        try:
+            line = dumps_line(encode_otlp_json(spans))
+        except Exception as exc:  # the encoder is third-party code fed user attributes; never raise into the app
+            logger.warning("Could not encode %d spans as OTLP/JSON, dropping them: %s", len(spans), exc)
+            return SpanExportResult.FAILURE
+        ok = self.write_batch(line, len(spans), "spans")
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         # Every batch is flushed as it is written; nothing is buffered here.
         return True
 
     def shutdown(self) -> None:
-        with self._lock:
-            self._shutdown = True
-            self._close_file()
+        JsonLinesFile.shutdown(self)

@@ -8,8 +8,8 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.sdk.metrics.export import MetricExporter
@@ -24,6 +24,8 @@ DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
 TRACES_PATH = "v1/traces"
 METRICS_PATH = "v1/metrics"
+LOGS_PATH = "v1/logs"
+_T = TypeVar("_T")
 
 
 def traces_url(base: str) -> str:
@@ -130,6 +132,19 @@ def make_otlp_metric_exporter(
         with _out_of_sight(fallbacks):
             return GrpcExporter(endpoint=endpoint, **_grpc_arguments(headers, timeout, fallbacks))
     raise ValueError(f"unknown OTLP protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+
+
+def construct_otlp(
+    exporter_class: Callable[..., _T], protocol: str, *, endpoint: str | None = None,
+    headers: Mapping[str, str] | None = None, timeout: float | None = None, fallbacks: OtlpFallbacks = NO_FALLBACKS,
+) -> _T:
+    """Call an official OTLP exporter class of ``protocol`` (any signal) with only the caller's explicit values, as
+    :func:`make_otlp_exporter` does: ``setup.logs`` builds the log exporters with it."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown OTLP protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    arguments = (_http_arguments if protocol == HTTP_PROTOBUF else _grpc_arguments)(headers, timeout, fallbacks)
+    with _out_of_sight(fallbacks):
+        return exporter_class(endpoint=endpoint, **arguments)
 
 
 _environ_lock = threading.Lock()
