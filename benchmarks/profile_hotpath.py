@@ -1,12 +1,15 @@
 """Profile our handler on one workload under cProfile and print where its time goes.
 
     benchmarks/.venvs/ours/bin/python benchmarks/profile_hotpath.py [--workload invoke] [--calls 2000] [--top 25]
+        [--export http|grpc]
 
 Prints the top functions by cumulative time over the whole call, the same restricted to otel_callbacks, and the
 outside functions otel_callbacks calls (the SDK's start_span, attribute setting, ...), each in µs per workload
-call. cProfile itself inflates the numbers ~3-4x: read the shares, not the absolute values. (Named
-profile_hotpath, not profile: a profile.py next to this script would shadow the standard library module that
-cProfile imports.)
+call. With ``--export`` the spans go through the official OTLP exporter to a loopback receiver (started here,
+stopped by its pid) and are flushed on the profiled thread every ``--flush-every`` calls, so encoding and sending
+show too (the top functions inside the exporter and its protobuf encoder are printed as well). cProfile itself
+inflates the numbers ~3-4x: read the shares, not the absolute values. (Named profile_hotpath, not profile: a
+profile.py next to this script would shadow the standard library module that cProfile imports.)
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import cProfile
 import io
 import pstats
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import run as orchestrator
 import tracers
 import workloads
 
@@ -59,24 +65,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--tracer", default="ours", help="any handler-style tracer of tracers.py (ours, minimal, ...)")
     parser.add_argument("--dump", help="also write the raw pstats to this file (for snakeviz, gprof2dot, ...)")
+    parser.add_argument("--export", choices=("discard", "http", "grpc"), default="discard")
+    parser.add_argument("--flush-every", type=int, default=50, help="calls between flushes with --export")
     args = parser.parse_args(argv)
+    if args.export == "discard":
+        return _profile(args, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        receiver = orchestrator.Receiver(Path(tmp))
+        try:
+            return _profile(args, receiver.endpoints)
+        finally:
+            receiver.stop()
 
+
+def _profile(args: argparse.Namespace, endpoints: dict[str, int] | None) -> int:
     workload = workloads.build(args.workload)
-    installed = tracers.install(args.tracer)
+    installed = tracers.install(args.tracer, args.export, endpoints)
     config: dict[str, Any] = installed.config(True)
     loop = asyncio.new_event_loop()
+
+    # With real export, flushing on this thread puts the encoder in the profile (cProfile sees one thread only).
+    flush_every = args.flush_every if endpoints is not None else 0
 
     def run(n: int) -> None:
         if workload.is_async:
 
             async def many() -> None:
-                for _ in range(n):
+                for index in range(n):
                     await workload.call(config)  # type: ignore[arg-type]
+                    if flush_every and index % flush_every == flush_every - 1:
+                        installed.export_spans()
 
             loop.run_until_complete(many())
         else:
-            for _ in range(n):
+            for index in range(n):
                 workload.call(config)  # type: ignore[arg-type]
+                if flush_every and index % flush_every == flush_every - 1:
+                    installed.export_spans()
 
     run(max(20, args.calls // 10))  # warm caches and lazy imports outside the profile
     profiler = cProfile.Profile()
@@ -92,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     _print_top(stats, args.calls, args.top, f"{args.tracer}, {args.workload}, whole call", None)
     _print_top(stats, args.calls, args.top, "inside otel_callbacks", "otel_callbacks/")
     _print_callees(stats, args.calls, 15, "otel_callbacks/")
+    if endpoints is not None:
+        _print_top(stats, args.calls, args.top, f"inside the OTLP exporter ({args.export})", "opentelemetry/exporter/")
     return 0
 
 

@@ -11,21 +11,17 @@ import importlib.metadata
 import inspect
 import os
 import subprocess
-import sys
-import threading
-import types
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import peers
 from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
-from report import PEERS
+from pipelines import SpanCounter, make_provider
 
 # Handler-style tracers (passed in config["callbacks"]) run in the "ours" venv; peers in their own.
 VENV = {
@@ -35,10 +31,14 @@ VENV = {
     "ours": "ours",
     "ours-metrics": "ours",
     "ours-ratio0": "ours",
+    "ours-sdk": "ours",
     "openllmetry": "openllmetry",
     "openinference": "openinference",
     "official": "official",
+    "langfuse": "langfuse",
 }
+# Peers that patch LangChain globally (switched by a PatchSwitch); langfuse is a handler like ours.
+INSTRUMENTORS = ("openllmetry", "openinference", "official")
 
 
 # Content capture is switched off for every peer so that all tracers are compared on the same (content-off) work.
@@ -47,40 +47,10 @@ _PEER_ENV = {
     "openllmetry": {"TRACELOOP_TRACE_CONTENT": "false"},
     "openinference": {"OPENINFERENCE_HIDE_INPUTS": "true", "OPENINFERENCE_HIDE_OUTPUTS": "true"},
     "official": {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"},
+    # Langfuse's CallbackHandler records inputs and outputs unconditionally; nothing here turns that off.
+    # Our SDK path: the handler builds the SDK's own Span objects instead of its lean ones.
+    "ours-sdk": {"OTEL_CALLBACKS_LEAN_SPANS": "false"},
 }
-
-
-class DiscardingExporter(SpanExporter):
-    """Reads each span as an encoder would (attributes, events, links), counts it and drops it: no export I/O is
-    timed, and a tracer that defers work until its spans are read (ours makes chunk events then) pays for it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
-        self.fields = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        fields = 0
-        for span in spans:
-            fields += len(span.attributes or {})
-            for event in span.events:
-                fields += len(event.name) + len(event.attributes or {}) + (event.timestamp > 0)
-            fields += len(span.links) + span.dropped_attributes + span.dropped_events
-        with self._lock:
-            self.count += len(spans)
-            self.fields += fields
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-
-def make_provider(sampler: Sampler | None = None) -> tuple[TracerProvider, DiscardingExporter]:
-    """The SDK pipeline shared by every tracer: BatchSpanProcessor (SDK defaults) to a discarding exporter."""
-    exporter = DiscardingExporter()
-    provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider, exporter
 
 
 class NoopHandler(BaseCallbackHandler):
@@ -170,65 +140,6 @@ class MinimalHandler(BaseCallbackHandler):
         self._end(run_id)
 
 
-_PATCHED_PACKAGES = ("langchain_core", "langchain", "langgraph")
-
-
-def _is_patch(name: str, value: Any) -> bool:
-    if isinstance(value, types.ModuleType | type):
-        return False
-    if name.startswith("__") and name not in ("__init__", "__new__", "__call__"):
-        return False
-    return callable(value) or isinstance(value, classmethod | staticmethod)
-
-
-def _attributes() -> dict[tuple[Any, str], Any]:
-    """Every attribute of the LangChain modules and of the classes they define, keyed by (owner, name)."""
-    found: dict[tuple[Any, str], Any] = {}
-    for module_name, module in list(sys.modules.items()):
-        if module is None or module_name.split(".")[0] not in _PATCHED_PACKAGES:
-            continue
-        for name, value in list(vars(module).items()):
-            found[(module, name)] = value
-            if isinstance(value, type) and value.__module__ == module_name:
-                for attribute, member in list(vars(value).items()):
-                    found[(value, attribute)] = member
-    return found
-
-
-class PatchSwitch:
-    """Switches a global instrumentor on and off by swapping the attributes its ``instrument()`` replaced.
-
-    The peers' own ``uninstrument()`` cannot be used between calls: OpenLLMetry's leaves its handler in place and
-    stacks a second copy on the next ``instrument()``. Swapping the exact objects back is exact and cheap.
-    """
-
-    def __init__(self, instrument: Callable[[], object]) -> None:
-        before = _attributes()
-        instrument()
-        after = _attributes()
-        # Only replaced functions count: imports done by instrument() also add attributes (new submodules, lazily
-        # built class dicts), and swapping those out would break LangChain rather than switch the tracer off.
-        self.changed = {
-            key: (before[key], value)
-            for key, value in after.items()
-            if key in before and before[key] is not value and _is_patch(key[1], value)
-        }
-        self.on = True
-
-    def names(self) -> list[str]:
-        return sorted(
-            f"{getattr(owner, '__qualname__', getattr(owner, '__name__', owner))}.{name}"
-            for owner, name in self.changed
-        )
-
-    def switch(self, on: bool) -> None:
-        if on == self.on:
-            return
-        for (owner, name), (original, patched) in self.changed.items():
-            setattr(owner, name, patched if on else original)
-        self.on = on
-
-
 @dataclass
 class Installed:
     """A wired tracer that can be switched on and off between timed calls.
@@ -239,8 +150,8 @@ class Installed:
 
     handlers: list[BaseCallbackHandler]
     provider: TracerProvider | None
-    exporter: DiscardingExporter | None
-    patches: PatchSwitch | None = None
+    counter: SpanCounter | None
+    patches: peers.PatchSwitch | None = None
     switched: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     flush: list[Any] = field(default_factory=list)
@@ -276,23 +187,30 @@ def prepare_env(name: str) -> None:
     os.environ.update(_PEER_ENV.get(name, {}))
 
 
-def install(name: str) -> Installed:
-    """Build the SDK pipeline and the tracer ``name``, switched off (call ``config(True)`` to switch it on)."""
+def install(name: str, export: str = "discard", endpoints: dict[str, int] | None = None) -> Installed:
+    """Build the SDK pipeline and the tracer ``name``, switched off (call ``config(True)`` to switch it on).
+
+    ``export`` is "discard" (the main tables) or a real OTLP protocol, "http" or "grpc", sending to the loopback
+    receiver at ``endpoints`` (see pipelines.py).
+    """
     if name == "none":
         return Installed([], None, None)
-    provider, exporter = make_provider(sampler_for(name))
+    if name == "langfuse":
+        provider, handler, counter, note = peers.langfuse(export, endpoints)
+        return Installed([handler], provider, counter, flush=[provider], notes=[note])
+    provider, counter = make_provider(sampler_for(name), export, endpoints)
     # Peers that fall back to the global provider for some pieces then still export to our counting exporter.
     trace.set_tracer_provider(provider)
-    installed = Installed([], provider, exporter, flush=[provider])
+    installed = Installed([], provider, counter, flush=[provider])
     if name == "noop":
         installed.handlers.append(NoopHandler())
     elif name == "minimal":
         installed.handlers.append(MinimalHandler(provider))
-    elif name in ("ours", "ours-ratio0", "ours-metrics"):
+    elif name in ("ours", "ours-ratio0", "ours-metrics", "ours-sdk"):
         installed.handlers.append(_ours(name, provider, installed))
-    elif name in PEERS:
-        instrumentor = _peer_instrumentor(name)
-        installed.patches = PatchSwitch(lambda: instrumentor.instrument(tracer_provider=provider))
+    elif name in INSTRUMENTORS:
+        instrumentor = peers.instrumentor(name)
+        installed.patches = peers.PatchSwitch(lambda: instrumentor.instrument(tracer_provider=provider))
         if not instrumentor.is_instrumented_by_opentelemetry:
             raise RuntimeError(f"{name}: instrument() did not take effect (dependency conflict?)")
         installed.notes.append(f"switched on/off by swapping {len(installed.patches.changed)} patched attributes")
@@ -303,24 +221,11 @@ def install(name: str) -> Installed:
     return installed
 
 
-def _peer_instrumentor(name: str) -> Any:
-    if name == "openllmetry":
-        from opentelemetry.instrumentation.langchain import LangchainInstrumentor
-
-        return LangchainInstrumentor()
-    if name == "openinference":
-        from openinference.instrumentation.langchain import LangChainInstrumentor as OpenInferenceInstrumentor
-
-        return OpenInferenceInstrumentor()
-    from opentelemetry.instrumentation.genai.langchain import LangChainInstrumentor as OfficialInstrumentor
-
-    return OfficialInstrumentor()
-
-
 def _ours(name: str, provider: TracerProvider, installed: Installed) -> BaseCallbackHandler:
     from otel_callbacks import OpenTelemetryCallbackHandler
 
     if name != "ours-metrics":
+        # ours-sdk differs only by OTEL_CALLBACKS_LEAN_SPANS=false, set by prepare_env before the import.
         return OpenTelemetryCallbackHandler(provider, capture_content=False)
     if "meter_provider" not in inspect.signature(OpenTelemetryCallbackHandler).parameters:
         installed.notes.append("TODO: OpenTelemetryCallbackHandler has no meter_provider yet; metrics not measured")
@@ -371,6 +276,11 @@ def versions() -> dict[str, str]:
         "opentelemetry-instrumentation-langchain",
         "openinference-instrumentation-langchain",
         "opentelemetry-instrumentation-genai-langchain",
+        "langfuse",
+        "opentelemetry-exporter-otlp-proto-http",
+        "opentelemetry-exporter-otlp-proto-grpc",
+        "protobuf",
+        "grpcio",
     )
     found = {}
     for package in names:

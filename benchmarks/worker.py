@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pipelines
 import tracers
 import workloads
 
@@ -95,55 +96,78 @@ def _count_runs(workload: workloads.Workload, loop: asyncio.AbstractEventLoop) -
     return counter.runs, counter.tokens
 
 
-def _exported(installed: tracers.Installed, run: Runner, flags: list[bool]) -> float:
-    """Spans exported per call over ``flags`` calls run back to back."""
-    if installed.exporter is None:
-        return 0.0
+def _exported(installed: tracers.Installed, run: Runner, flags: list[bool]) -> dict[str, float]:
+    """Spans (and, with real export, bytes received) per call over ``flags`` calls run back to back."""
+    if installed.counter is None:
+        return {"spans": 0.0, "wire_bytes": 0.0, "proto_bytes": 0.0}
     installed.force_flush()
-    before = installed.exporter.count
+    before = installed.counter.totals()
     run(flags)
     installed.force_flush()
-    return (installed.exporter.count - before) / len(flags)
+    after = installed.counter.totals()
+    return {key: (after[key] - before[key]) / len(flags) for key in ("spans", "wire_bytes", "proto_bytes")}
 
 
-def _sustained(installed: tracers.Installed, run: Runner, seconds: float) -> float:
+def _sustained(installed: tracers.Installed, run: Runner, seconds: float) -> dict[str, float]:
     """Spans exported per call over an unbroken traced stretch, where a slow tracer can overflow the span queue."""
     per_call_us = statistics.median(run([True] * 3))
     return _exported(installed, run, [True] * max(5, round(seconds * 1e6 / per_call_us)))
 
 
-def measure(run: Runner, installed: tracers.Installed, plan: Plan) -> dict[str, Any]:
-    """Alternate baseline and traced calls; per group, the mean µs per call of each side."""
-    run([True, False] * 10)  # warm-up: lazy imports and caches on both paths
+# With real export, a flush sends this many spans at most: below the BatchSpanProcessor's default batch of 512, at
+# which its thread would wake and export inside a timed call, with room for tracers making more spans than runs.
+REAL_EXPORT_BATCH_SPANS = 384
+
+
+def measure(run: Runner, installed: tracers.Installed, plan: Plan, batch_spans: int | None = None) -> dict[str, Any]:
+    """Alternate baseline and traced calls; per group, the mean µs per call of each side.
+
+    The queued spans are exported after every group, or with ``batch_spans`` (real export) after as many groups as
+    fill a batch of about that many spans, the flush's CPU time spread evenly over the groups it carried.
+    """
+    # Warm-up (lazy imports and caches on both paths), which also counts the spans of a traced call.
+    spans_per_call = _exported(installed, run, [True, False] * 10)["spans"] * 2
     per_call_us = statistics.median(run([False] * 5))
     pairs = max(2, round(plan.group_seconds * 1e6 / per_call_us))
+    # A real export request has a fixed CPU cost (an HTTP request: ~1 ms; a gRPC call: ~0.3 ms) that a busy app's
+    # BatchSpanProcessor pays once per 512 spans; flushing every 25 ms group would send batches of 30-100 spans and
+    # charge every tracer alike a per-request cost per call that such an app does not pay.
+    per_flush = 1 if batch_spans is None else max(1, int(batch_spans // max(1.0, pairs * spans_per_call)))
     installed.force_flush()
     gc.collect()
     baseline: list[float] = []
     traced: list[float] = []
     flushes: list[float] = []
+    pending: list[int] = []
     for group in range(plan.groups):
         # Which side goes first alternates by group, so neither always follows the other's garbage or cache state.
         flags = [group % 2 == 1, group % 2 == 0] * pairs
         times = run(flags)
-        # The group's spans are exported after its calls, so the export thread never wakes inside a timed call.
-        # That export is still the traced calls' cost (the exporter reads every attribute and event, as an encoder
+        baseline.append(sum(t for t, flag in zip(times, flags, strict=True) if not flag) / pairs)
+        traced.append(sum(t for t, flag in zip(times, flags, strict=True) if flag) / pairs)
+        pending.append(group)
+        if len(pending) < per_flush and group < plan.groups - 1:
+            continue
+        # The spans are exported after the calls, so the export thread never wakes inside a timed call. That
+        # export is still the traced calls' cost (the exporter reads every attribute and event, as an encoder
         # does, and a tracer may defer work until then): its CPU time goes to the traced side.
         start = _clock()
         installed.export_spans()
-        flush_us = (_clock() - start) / 1000
+        share_us = (_clock() - start) / 1000 / len(pending)
         installed.force_flush()
-        flushes.append(flush_us)
-        baseline.append(sum(t for t, flag in zip(times, flags, strict=True) if not flag) / pairs)
-        traced.append((sum(t for t, flag in zip(times, flags, strict=True) if flag) + flush_us) / pairs)
+        for index in pending:
+            traced[index] += share_us / pairs
+            flushes.append(share_us)
+        pending.clear()
     return {
         "pairs_per_group": pairs,
         "groups": plan.groups,
+        "groups_per_flush": per_flush,
         "baseline_us": baseline,
         "traced_us": traced,
         "export_us_per_call": statistics.median(flushes) / pairs,
         # A switched-off tracer must export nothing; anything here means its switch-off is incomplete.
-        "leaked_spans_per_call": _exported(installed, run, [False] * 20),
+        "leaked_spans_per_call": _exported(installed, run, [False] * 20)["spans"],
     }
 
 
@@ -154,7 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workloads", default=",".join(workloads.NAMES))
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
+    parser.add_argument("--export", choices=pipelines.EXPORTS, default="discard",
+                        help="discarding exporter, or the official OTLP exporter to the receiver (--endpoints)")
+    parser.add_argument("--endpoints", type=json.loads, default=None,
+                        help='the loopback receiver\'s ports as JSON, {"http": PORT, "grpc": PORT}')
     args = parser.parse_args(argv)
+    if args.export != "discard" and args.endpoints is None:
+        parser.error(f"--export {args.export} needs --endpoints")
     global _clock
     _clock = CLOCKS[args.clock]
     plan = QUICK if args.quick else FULL
@@ -165,21 +195,28 @@ def main(argv: list[str] | None = None) -> int:
     # Built (and so imported) before install(): an instrumentor patches only what is loaded, and the PatchSwitch
     # can only switch off patches on modules that existed before instrument().
     built = {name: workloads.build(name) for name in names}
-    installed = tracers.install(args.tracer)
+    installed = tracers.install(args.tracer, args.export, args.endpoints)
     results: dict[str, Any] = {}
     for name, workload in built.items():
         run = _runner(workload, installed, loop)
         installed.config(False)  # counts the runs untraced, so a peer's spans cannot mix in
         runs, tokens = _count_runs(workload, loop)
         rss_before = _rss_kib()
-        result = measure(run, installed, plan)
+        batch = None if args.export == "discard" else REAL_EXPORT_BATCH_SPANS
+        result = measure(run, installed, plan, batch)
         gc.collect()
+        rss_growth = _rss_kib() - rss_before
+        sustained = _sustained(installed, run, plan.sustained_seconds)
         result.update(
             description=workload.description,
             runs_per_call=runs,
             tokens_per_call=tokens,
-            rss_growth_kib=_rss_kib() - rss_before,
-            sustained_spans_per_call=_sustained(installed, run, plan.sustained_seconds),
+            rss_growth_kib=rss_growth,
+            sustained_spans_per_call=sustained["spans"],
+            # Counted by the receiver (0 with the discarding exporter): request bodies as sent (after any
+            # compression) and the protobuf they decode from.
+            wire_bytes_per_call=sustained["wire_bytes"],
+            proto_bytes_per_call=sustained["proto_bytes"],
         )
         results[name] = result
     installed.shutdown()
@@ -189,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "versions": tracers.versions(),
         "clock": args.clock,
+        "export": args.export,
         "ours_source": tracers.ours_source() if args.tracer.startswith("ours") else None,
         "notes": installed.notes,
         "switched_attributes": installed.switched,
