@@ -23,7 +23,6 @@ are wrapped. A process that never uses the SDK pays one string lookup per new im
 from __future__ import annotations
 
 import functools
-import importlib.abc
 import importlib.machinery
 import logging
 import re
@@ -32,8 +31,6 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
-
-from opentelemetry.propagate import get_global_textmap, inject
 
 from otel_callbacks.runs.handoff import HANDOFF_KEY
 
@@ -111,6 +108,9 @@ def _wrapped(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _add_context(http: Any, path: object, kwargs: dict[str, Any]) -> None:
+    # Imported here: loading the propagators (entry points) is left to the first request.
+    from opentelemetry.propagate import get_global_textmap, inject
+
     carrier: dict[str, str] = {}
     inject(carrier)
     if not carrier:
@@ -176,8 +176,10 @@ def with_handoff(body: Any, handoff: dict[str, str]) -> Any:
     return {**body, "metadata": {**(metadata if isinstance(metadata, Mapping) else {}), HANDOFF_KEY: handoff}}
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Wraps the SDK's HTTP classes right after their module is executed, wherever it is imported from."""
+class _PatchOnImport:
+    """Wraps the SDK's HTTP classes right after their module is executed, wherever it is imported from (a
+    ``sys.meta_path`` finder; importlib.abc's base classes are left out, as importing importlib.abc costs more
+    than the rest of this module)."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None,
                   ) -> importlib.machinery.ModuleSpec | None:
@@ -187,11 +189,12 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         loader = spec.loader if spec is not None else None
         if spec is None or loader is None or not hasattr(loader, "exec_module"):
             return None  # let the other finders do it; the module stays unwrapped
-        spec.loader = _WrappingLoader(loader)
+        # a Loader by duck typing (class docstring of _PatchOnImport)
+        spec.loader = _WrappingLoader(loader)  # type: ignore[assignment]
         return spec
 
 
-class _WrappingLoader(importlib.abc.Loader):
+class _WrappingLoader:
     def __init__(self, loader: Any) -> None:
         self._loader = loader
 

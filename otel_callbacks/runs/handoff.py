@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from opentelemetry.context import Context
-from opentelemetry.propagate import extract
 from opentelemetry.trace import get_current_span
 
 HANDOFF_KEY = "otel_trace_context"
@@ -48,6 +47,9 @@ def handed_off(metadata: object, ambient: Context) -> Context | None:
     carrier = carrier_of(metadata)
     if carrier is None or get_current_span(ambient).get_span_context().is_valid:
         return None
+    # Imported here: loading the propagators (entry points) is left to the first hand-off.
+    from opentelemetry.propagate import extract
+
     context = extract(carrier, context=Context())
     if not get_current_span(context).get_span_context().is_valid:
         return None  # a malformed or foreign traceparent: a new trace, as for a request without one
