@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import logging
 import signal
 import threading
 import time
@@ -41,8 +42,9 @@ _VARS = [
     CAPTURE, "OTEL_TRACES_EXPORTER", "OTEL_LOGS_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
     "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_LOGS_HEADERS", "OTEL_CALLBACKS_FILE_PATH", "OTEL_CALLBACKS_LOGS_FILE_PATH",
-    "OTEL_CALLBACKS_CONSOLE_FORMAT", "OTEL_CALLBACKS_EXIT_TIMEOUT", "OTEL_BLRP_SCHEDULE_DELAY", "OTEL_SERVICE_NAME",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    "OTEL_CALLBACKS_FILE_PATH", "OTEL_CALLBACKS_LOGS_FILE_PATH", "OTEL_CALLBACKS_CONSOLE_FORMAT",
+    "OTEL_CALLBACKS_EXIT_TIMEOUT", "OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BLRP_MAX_QUEUE_SIZE", "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",
 ]
 BODY = {"gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]}
@@ -263,6 +265,30 @@ class TestWhereRecordsGo:
             assert receiver.log_headers[0]["x-tenant"] == "acme"
 
     @pytest.mark.integration
+    def test_malformed_timeout_keeps_the_grpc_log_exporter(self, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+        """OTEL_EXPORTER_OTLP_LOGS_TIMEOUT=abc (which the gRPC exporter would raise on) costs one warning naming
+        it, not the exporter: the record still arrives."""
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "abc")
+        with GrpcLogsReceiver() as receiver:
+            provider = setup_tracing("otlp", endpoint=receiver.endpoint, protocol="grpc", set_global=False, logs=True)
+            emit_in_span(provider)
+            provider.shutdown()
+            assert len(receiver.log_records()) == 1
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT" in warnings[0], warnings
+
+    def test_refused_batch_setting_keeps_the_file_exporter(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+        """OTEL_BLRP_MAX_QUEUE_SIZE=0, which the batch processor refuses, gives a warning and the defaults."""
+        monkeypatch.setenv("OTEL_BLRP_MAX_QUEUE_SIZE", "0")
+        provider = setup_tracing("file", file_path=tmp_path / "t.jsonl", set_global=False, logs=True)
+        emit_in_span(provider)
+        provider.shutdown()
+        assert len(file_records(tmp_path / "t.logs.jsonl")) == 1
+        assert "refused the OTEL_BLRP_* settings" in caplog.text
+
+    @pytest.mark.integration
     def test_distro_alias_protocol_carries_over_to_logs(self) -> None:
         """Spans sent with otlp_proto_http (port 4318 or not) take the log records along over HTTP."""
         with HttpLogsReceiver() as receiver:
@@ -377,6 +403,23 @@ class TestLifecycle:
         assert result.returncode == 0, result.stderr
         assert [r["eventName"] for r in file_records(tmp_path / "t.logs.jsonl")] == [EVENT]
 
+    def test_logger_provider_kept_alone_is_flushed_at_exit(self, tmp_path: Path) -> None:
+        """A program that keeps only the logger provider (set_global=False, the tracer provider dropped) still gets
+        its pending records flushed at exit: the logger provider has an exit flush of its own."""
+        path = tmp_path / "t.jsonl"
+        result = run_script(f"""
+            import gc
+            from otel_callbacks.setup.logs import LogRecord
+            from otel_callbacks.setup.tracing import setup_tracing
+
+            provider = setup_tracing("file", file_path={str(path)!r}, set_global=False, logs=True)
+            logger_provider, provider = provider.logger_provider, None
+            gc.collect()
+            logger_provider.get_logger("t").emit(LogRecord(event_name={EVENT!r}, body="alone"))
+        """, env={"OTEL_BLRP_SCHEDULE_DELAY": "60000"})
+        assert result.returncode == 0, result.stderr
+        assert [r["body"] for r in file_records(tmp_path / "t.logs.jsonl")] == [{"stringValue": "alone"}]
+
     def test_sigterm_flushes_pending_records(self, tmp_path: Path) -> None:
         """SIGTERM flushes the pending record before the process ends with SIGTERM's status."""
         path = tmp_path / "t.jsonl"
@@ -461,16 +504,20 @@ class TestLayout:
         assert run_script(code, env={CAPTURE: "EVENT_ONLY"}).stdout.strip() == "True"
 
     def test_private_logs_modules_imported_in_one_place(self) -> None:
-        """Only setup/logs.py imports the underscored logs modules (API, SDK, OTLP exporters, encoder)."""
-        importers = set()
+        """Only setup/logs.py imports the underscored logs SDK modules (SDK, OTLP log exporters, log encoder), and
+        no other set-up module imports even the logs API: they all take the names from setup/logs.py."""
+        sdk, api = set(), set()
         for path in (ROOT / "otel_callbacks").rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                          else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-                if any(part in ("_logs", "_log_exporter", "_log_encoder") for name in names
-                       for part in name.split(".")):
-                    importers.add(path.relative_to(ROOT).as_posix())
-        # The handler's own event emission may use the logs API (opentelemetry._logs) where it emits.
-        assert importers - {"otel_callbacks/setup/logs.py"} <= {p for p in importers if "/setup/" not in p}
-        assert "otel_callbacks/setup/logs.py" in importers
-
+                where = path.relative_to(ROOT).as_posix()
+                for name in names:
+                    if name.startswith("opentelemetry.sdk._logs") or name.endswith(("._log_exporter",
+                                                                                  "._log_encoder")):
+                        sdk.add(where)
+                    elif name.startswith("opentelemetry._logs"):
+                        api.add(where)
+        assert sdk == {"otel_callbacks/setup/logs.py"}
+        # The handler emits its events through the logs API, outside set-up.
+        assert {p for p in api if p.startswith("otel_callbacks/setup/")} == {"otel_callbacks/setup/logs.py"}
