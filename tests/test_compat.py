@@ -109,6 +109,63 @@ class TestMetricsProbes:
         subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+FEED_ATTRS = {"gen_ai.operation.name": "chat", "server.port": 443}
+
+
+class TestHistogramFeedProbe:
+    """``compat.histogram_feed`` reads the SDK's consumer, reader storages, view matches and aggregations."""
+
+    @staticmethod
+    def _histogram(reader: object) -> tuple[object, object]:
+        from opentelemetry.sdk.metrics import MeterProvider
+
+        provider = MeterProvider(metric_readers=[reader])
+        return provider, provider.get_meter("t").create_histogram("h", explicit_bucket_boundaries_advisory=(1.0, 2.0))
+
+    def test_found_after_the_sdk_aggregated_the_attribute_set(self) -> None:
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        provider, histogram = self._histogram(InMemoryMetricReader())
+        assert compat.histogram_feed(histogram, FEED_ATTRS) is None  # nothing aggregated yet: the SDK makes it
+        histogram.record(1.5, FEED_ATTRS)
+        feed = compat.histogram_feed(histogram, FEED_ATTRS)
+        assert feed is not None and feed.valid() and len(feed.aggregations) == 1
+        # the default filter and reservoir: offered straight into the bucket, only a bucket's last offer kept
+        assert feed.boundaries == (1.0, 2.0) and feed._buckets is not None and feed.last_per_bucket
+        assert feed.context_only
+        assert compat.histogram_feed(histogram, {**FEED_ATTRS, "server.port": True}) is None  # another key
+        provider.shutdown()  # type: ignore[attr-defined]
+
+    def test_the_sdk_key_function_is_the_one_read(self) -> None:
+        """SDK >= 1.40 keys aggregations by ``_hash_attributes``; 1.39 by a frozenset of the items."""
+        from opentelemetry.sdk.metrics._internal import _view_instrument_match as matching
+
+        assert hasattr(matching, "_hash_attributes") == (SDK is not None and SDK >= (1, 40))
+
+    def test_none_where_the_sdk_would_drop_aggregations_on_collect(self) -> None:
+        from opentelemetry.sdk.metrics import Histogram
+        from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+
+        provider, histogram = self._histogram(
+            InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA}))
+        histogram.record(1.5, FEED_ATTRS)
+        feed = compat.histogram_feed(histogram, FEED_ATTRS)
+        # SDK >= 1.40 starts a delta reader's aggregations afresh on each collection; 1.39 resets them in place
+        assert (feed is None) == (SDK is not None and SDK >= (1, 40))
+        provider.shutdown()  # type: ignore[attr-defined]
+
+    def test_none_outside_the_proven_range_or_for_other_histograms(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from opentelemetry.metrics import NoOpMeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        provider, histogram = self._histogram(InMemoryMetricReader())
+        histogram.record(1.5, FEED_ATTRS)
+        assert compat.histogram_feed(NoOpMeterProvider().get_meter("t").create_histogram("h"), FEED_ATTRS) is None
+        monkeypatch.setattr(compat, "sdk_version", lambda: (1, 99))
+        assert compat.histogram_feed(histogram, FEED_ATTRS) is None
+        provider.shutdown()  # type: ignore[attr-defined]
+
+
 class TestTracerProbes:
     def test_tracer_parts_read_the_sdk_tracer(self) -> None:
         provider = TracerProvider(span_limits=SpanLimits(max_events=7))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from otel_callbacks import OpenTelemetryCallbackHandler
-from otel_callbacks.emit.metrics import DURATION_BUCKETS, TOKEN_BUCKETS
+from otel_callbacks.emit import compat
+from otel_callbacks.emit import metrics as metrics_module
+from otel_callbacks.emit.metrics import DURATION_BUCKETS, TOKEN_BUCKETS, GenAIMetrics
 from tests.support import ai, fake_chat
 
 
@@ -193,3 +196,159 @@ def test_handler_made_before_the_global_meter_provider_picks_it_up(tracer_provid
         assert pt.count == 1
     finally:
         provider.shutdown()
+
+
+# --- the fast path: same collected data as the SDK's public record(), one value per gap ----------------------------
+ATTRS = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+         "server.address": "api.example.com", "server.port": 443}
+# Gaps spread over several buckets, with float sums whose value depends on the order they are added in.
+GAPS = (0.1, 0.2, 0.3, 0.005, 0.7, 3.0, 0.015, 0.1, 99.0, 0.33, 1e-7, 0.31)
+
+
+def _in_span(trace_id: int, sampled: bool) -> Any:
+    """A context whose current span is a fixed one (the same ids on both paths), for exemplars to carry."""
+    from opentelemetry import context as context_api
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    span = NonRecordingSpan(SpanContext(trace_id, trace_id + 1, False, TraceFlags(1 if sampled else 0)))
+    return context_api.attach(set_span_in_context(span))
+
+
+def _feed_runs(metrics: GenAIMetrics) -> None:
+    """Streams and plain calls, in a sampled span (exemplars offered), outside any span, failing, in an unsampled
+    span."""
+    from opentelemetry import context as context_api
+
+    for run in range(3):
+        attrs = dict(ATTRS)
+        token = _in_span(100 + run, sampled=True)
+        try:
+            for gap in GAPS[run:]:
+                metrics.chunk_gap(attrs, gap)
+            attrs["gen_ai.response.model"] = "gpt-4o-2024"  # the handler adds it at the end, after the gaps
+            metrics.model_end(attrs, 0.5 + run, {"gen_ai.usage.input_tokens": 7 + run,
+                                                  "gen_ai.usage.output_tokens": 3}, None, 0.04 * run)
+        finally:
+            context_api.detach(token)
+    attrs = dict(ATTRS)
+    for gap in GAPS:
+        metrics.chunk_gap(attrs, gap)
+    metrics.model_end(attrs, 2.0, {"gen_ai.usage.output_tokens": 5}, "TimeoutError", None)
+    token = _in_span(200, sampled=False)
+    try:
+        attrs = dict(ATTRS)
+        metrics.chunk_gap(attrs, 0.25)
+        metrics.model_end(attrs, 0.1, {}, None, None)
+    finally:
+        context_api.detach(token)
+
+
+def _collected(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[Any, ...]], tuple[Any, ...]]:
+    found = {}
+    data = reader.get_metrics_data()
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for p in metric.data.data_points:
+                    exemplars = tuple((e.value, e.span_id, e.trace_id, e.filtered_attributes) for e in p.exemplars)
+                    fields = ("count", "sum", "value", "bucket_counts", "explicit_bounds", "min", "max")
+                    found[(metric.name, tuple(sorted(p.attributes.items())))] = (
+                        *(getattr(p, f, None) for f in fields), exemplars)
+    return found
+
+
+def _paths(make_reader: Any, views: tuple[Any, ...] = ()) -> tuple[list[Any], list[Any], GenAIMetrics]:
+    """Each path's collections after the same runs, twice (a collection between runs), and the fast path's metrics."""
+    collections = []
+    for fast in (True, False):
+        random.seed(16)  # a Sum's exemplar reservoir samples at random
+        reader = make_reader()
+        provider = MeterProvider(metric_readers=[reader], views=list(views))
+        metrics = GenAIMetrics(provider, experimental=False)
+        metrics._fast = metrics._fast and fast
+        _feed_runs(metrics)
+        first = _collected(reader)
+        _feed_runs(metrics)
+        collections.append((first, _collected(reader)))
+        provider.shutdown()
+        if fast:
+            fast_metrics = metrics
+    return collections[0], tuple(_unaliased(c) for c in collections[1]), fast_metrics
+
+
+ALIASES = compat.sdk_version() == (1, 39)
+"""SDK 1.39 keeps the dict passed to ``record()`` as the data point's attributes, so on the public path the gaps' point
+shows the response model the handler adds to that dict at the run's end (its key, and later runs' gaps, do not have
+it). The fast path records the attributes as they were at the gaps, as SDK >= 1.40 does."""
+
+
+def _unaliased(collection: dict[tuple[str, tuple[Any, ...]], Any]) -> dict[tuple[str, tuple[Any, ...]], Any]:
+    if not ALIASES:
+        return collection
+    out = {}
+    for (name, attrs), value in collection.items():
+        if name == "gen_ai.client.operation.time_per_output_chunk":
+            assert ("gen_ai.response.model", "gpt-4o-2024") in attrs
+            attrs = tuple(kv for kv in attrs if kv[0] != "gen_ai.response.model")
+        out[(name, attrs)] = value
+    return out
+
+
+@pytest.mark.skipif(not compat.fast_path_proven(), reason="CI runs only SDKs the fast path is proven on")
+class TestFastPath:
+    def test_collected_data_identical_to_the_public_path(self) -> None:
+        fast, public, metrics = _paths(InMemoryMetricReader)
+        assert fast == public
+        gaps = fast[0][("gen_ai.client.operation.time_per_output_chunk", tuple(sorted(ATTRS.items())))]
+        assert gaps[0] == 3 * len(GAPS) - 3 + len(GAPS) + 1  # one value per gap
+        assert gaps[6], "exemplars were offered in the sampled runs"
+        # the values after each attribute set's first went through the feeds, not through record()
+        assert all(feed is not None for feed in metrics._fast_gaps._feeds.values())
+        assert metrics._fast_gaps._feeds and metrics._fast_tokens._feeds and metrics._fast_duration._feeds
+
+    def test_identical_with_a_delta_reader(self) -> None:
+        from opentelemetry.sdk.metrics import Histogram
+        from opentelemetry.sdk.metrics.export import AggregationTemporality
+
+        fast, public, _ = _paths(lambda: InMemoryMetricReader(
+            preferred_temporality={Histogram: AggregationTemporality.DELTA}))
+        assert fast == public
+
+    def test_identical_with_views_that_filter_or_reaggregate(self) -> None:
+        from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, SumAggregation, View
+
+        views = (View(instrument_name="gen_ai.client.operation.duration", attribute_keys={"gen_ai.operation.name"}),
+                 View(instrument_name="gen_ai.client.token.usage", aggregation=SumAggregation()),
+                 View(instrument_name="gen_ai.client.operation.time_per_output_chunk",
+                      aggregation=ExplicitBucketHistogramAggregation((0.01, 1.0))))
+        fast, public, _ = _paths(InMemoryMetricReader, views)
+        assert fast == public
+
+    def test_gaps_held_until_the_run_ends_then_one_value_each(self, mhandler, reader) -> None:
+        chunks = list(model().stream("q", config={"callbacks": [mhandler]}))
+        (tpoc,) = points(reader, "gen_ai.client.operation.time_per_output_chunk")
+        assert tpoc.count == len(chunks) - 1 and not mhandler._metrics._held
+        assert "gen_ai.response.model" not in tpoc.attributes
+
+    def test_streams_that_never_end_are_bounded(self, meter_provider, reader) -> None:
+        metrics = GenAIMetrics(meter_provider, experimental=False)
+        open_runs = [dict(ATTRS, run=i) for i in range(metrics_module.MAX_OPEN_STREAMS + 1)]
+        for attrs in open_runs:
+            metrics.chunk_gap(attrs, 0.2)
+        assert len(metrics._held) == 1  # the held gaps of the others were recorded
+        metrics.flush()
+        assert sum(p.count for p in points(reader, "gen_ai.client.operation.time_per_output_chunk")) == len(open_runs)
+
+
+def test_outside_the_proven_range_every_value_is_recorded_when_it_happens(monkeypatch, meter_provider,
+                                                                        reader) -> None:
+    monkeypatch.setattr(compat, "sdk_version", lambda: (1, 99))
+    metrics = GenAIMetrics(meter_provider, experimental=False)
+    assert not metrics._fast
+    attrs = dict(ATTRS)
+    metrics.chunk_gap(attrs, 0.2)
+    (tpoc,) = points(reader, "gen_ai.client.operation.time_per_output_chunk")
+    assert tpoc.count == 1 and not metrics._held
+    metrics.model_end(attrs, 0.5, {"gen_ai.usage.input_tokens": 3}, None, None)
+    assert points(reader, "gen_ai.client.token.usage")[0].sum == 3
+    assert compat.histogram_feed(metrics.duration, attrs) is None

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Callable
 from contextvars import ContextVar
 from importlib import metadata
@@ -192,3 +194,124 @@ def _pick_child_context() -> Callable[[SpanContext, int], SpanContext]:
 child_span_context: Callable[[SpanContext, int], SpanContext] = _pick_child_context()
 """``SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)``, cheaper when the API's
 ``SpanContext`` is laid out as we know."""
+
+
+# --- SDK metrics ----------------------------------------------------------------------------------------------------
+_SDK_METRICS = "opentelemetry.sdk.metrics._internal"
+
+
+class HistogramFeed:
+    """The SDK aggregations (one per reader and view) that one histogram's values for one attribute set go to.
+
+    Resolved only after the SDK itself has created them (by a public ``record()``), so the data point's attributes,
+    start time and cardinality handling stay the SDK's own. Valid while the SDK's reader set is the one seen then.
+    """
+
+    def __init__(self, histogram: Any, storages: Any, aggregations: list[Any], exemplar_filter: Any) -> None:
+        self.histogram = histogram
+        self.storages = storages
+        self.consumer = histogram._measurement_consumer
+        self.enabled: Callable[[], bool] | None = getattr(histogram, "_is_enabled", None)  # SDK >= 1.40
+        self.aggregations = aggregations
+        self.exemplar_filter = exemplar_filter
+        filter_name = type(exemplar_filter).__name__
+        # The SDK's own filters decide on the measurement's context alone.
+        self.context_only = filter_name in ("TraceBasedExemplarFilter", "AlwaysOnExemplarFilter",
+                                            "AlwaysOffExemplarFilter")
+        self.boundaries: tuple[float, ...] = tuple(aggregations[0]._boundaries) if aggregations else ()
+        # The SDK's default reservoir for these aggregations keeps the last offer per bucket, the bucket found by a
+        # linear scan of the same boundaries (a bisection finds the same one); offered into directly.
+        aligned = all(type(agg._reservoir).__name__ == "AlignedHistogramBucketExemplarReservoir"
+                      and tuple(agg._reservoir._boundaries) == self.boundaries == tuple(agg._boundaries)
+                      and isinstance(agg._reservoir._reservoir_storage, defaultdict) for agg in aggregations)
+        self._buckets: list[tuple[Any, Any]] | None = [
+            (agg._reservoir._reservoir_storage, getattr(agg._reservoir, "_lock", None)) for agg in aggregations
+        ] if aligned else None
+        # TraceBased: every sampled value carries a valid span, so only a bucket's last offer is observable (AlwaysOn
+        # may offer span-less values, which keep the previous offer's span ids).
+        self.last_per_bucket = aligned and filter_name == "TraceBasedExemplarFilter"
+
+    def valid(self) -> bool:
+        enabled = self.enabled
+        return self.consumer._reader_storages is self.storages and (enabled is None or enabled())
+
+    def add(self, value: float) -> None:
+        """What ``_ExplicitBucketHistogramAggregation.aggregate`` does with one value, for each aggregation."""
+        for agg in self.aggregations:
+            with agg._lock:
+                counts = agg._value
+                if counts is None:
+                    counts = agg._value = agg._get_empty_bucket_counts()
+                agg._sum += value
+                if agg._record_min_max:
+                    agg._min = min(agg._min, value)
+                    agg._max = max(agg._max, value)
+                counts[bisect_left(agg._boundaries, value)] += 1
+
+    def aggregate(self, values: list[float]) -> None:
+        """:meth:`add` for each of ``values`` in order, one lock per aggregation."""
+        for agg in self.aggregations:
+            with agg._lock:
+                counts = agg._value
+                if counts is None:
+                    counts = agg._value = agg._get_empty_bucket_counts()
+                bounds = agg._boundaries
+                total = agg._sum
+                for value in values:  # in order, as the SDK adds them: a float sum depends on the order
+                    total += value
+                    counts[bisect_left(bounds, value)] += 1
+                agg._sum = total
+                if agg._record_min_max:
+                    agg._min = min(agg._min, min(values))
+                    agg._max = max(agg._max, max(values))
+
+    def offer(self, value: float, time_unix_nano: int, attributes: dict[str, Any], ctx: Context) -> None:
+        """The exemplar offer the SDK makes after aggregating a sampled value, to each aggregation's reservoir."""
+        buckets = self._buckets
+        if buckets is None:
+            for agg in self.aggregations:
+                agg._reservoir.offer(value, time_unix_nano, attributes, ctx)
+            return
+        index = bisect_left(self.boundaries, value)
+        for storage, lock in buckets:
+            if lock is None:  # SDK 1.39: the aligned reservoir offers without a lock
+                storage[index].offer(value, time_unix_nano, attributes, ctx)
+            else:
+                with lock:
+                    storage[index].offer(value, time_unix_nano, attributes, ctx)
+
+
+def histogram_feed(histogram: Any, attributes: dict[str, Any]) -> HistogramFeed | None:
+    """The feed of ``histogram`` for ``attributes`` (which the SDK has aggregated at least once), or ``None``.
+
+    ``None`` unless the SDK is proven, ``histogram`` is the SDK's own, every reader aggregates it cumulatively in an
+    explicit-bucket histogram, and each aggregation is found under the SDK's own key for ``attributes`` (a changed
+    key function, a cardinality overflow or a delta reader that drops aggregations on collect all read as ``None``).
+    """
+    instrument = sys.modules.get(f"{_SDK_METRICS}.instrument")
+    matching = sys.modules.get(f"{_SDK_METRICS}._view_instrument_match")
+    aggregation = sys.modules.get(f"{_SDK_METRICS}.aggregation")
+    if (not fast_path_proven() or instrument is None or matching is None or aggregation is None
+            or type(histogram) is not getattr(instrument, "_Histogram", None)):
+        return None
+    # SDK >= 1.40 keys by _hash_attributes (tells True from 1); 1.39 by the frozenset of the items.
+    key_of: Callable[[dict[str, Any]], Any] = getattr(
+        matching, "_hash_attributes", lambda attrs: frozenset(attrs.items()))
+    histogram_aggregation = getattr(aggregation, "_ExplicitBucketHistogramAggregation", None)
+    try:
+        consumer = histogram._measurement_consumer
+        storages = consumer._reader_storages
+        found = []
+        for storage in storages.values():
+            for match in storage._get_or_init_view_instrument_match(histogram):
+                if getattr(match, "_reset_on_collect", False):
+                    return None
+                keys = match._view._attribute_keys
+                view_attrs = attributes if keys is None else {k: v for k, v in attributes.items() if k in keys}
+                agg = match._attributes_aggregation.get(key_of(view_attrs))
+                if type(agg) is not histogram_aggregation:
+                    return None
+                found.append(agg)
+        return HistogramFeed(histogram, storages, found, consumer._sdk_config.exemplar_filter)
+    except (AttributeError, TypeError):
+        return None

@@ -2,10 +2,16 @@
 
 Recorded per model run whether or not its trace is sampled: dashboards need every call. While no MeterProvider is
 configured the handler holds no :class:`GenAIMetrics` at all, so the cost is one global read per model run.
+
+On an SDK the fast path is proven on, records go through :mod:`otel_callbacks.emit.metrics_fast`, and a stream's
+chunk gaps are kept on the side (value, time, context) and recorded together when its model run ends: one value per
+gap as before, off the per-chunk path. Elsewhere every value is recorded through the public ``record()`` when it
+happens.
 """
 
 from __future__ import annotations
 
+from time import time_ns
 from typing import Any, Final
 
 from opentelemetry import metrics
@@ -14,6 +20,7 @@ from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from otel_callbacks import _semconv as sc
 from otel_callbacks._version import __version__
 from otel_callbacks.emit import compat
+from otel_callbacks.emit.metrics_fast import FastHistogram, SampleMemo, feed_key, get_current_context
 
 # Bucket boundaries advised by the conventions; the SDK's defaults (0..10000 ms-oriented) fit neither.
 TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -36,6 +43,14 @@ METRIC_START_KEYS: Final[tuple[str, ...]] = (
     sc.SERVER_PORT,
 )
 
+# Streams whose gaps are held at once, and gaps held per stream, before they are recorded anyway: bounds the memory
+# of streams that never end and the delay before a long stream's gaps reach a reader.
+MAX_OPEN_STREAMS: Final = 256
+MAX_HELD_GAPS: Final = 1024
+MAX_TOKEN_SETS: Final = 256
+_INPUT: Final = {"gen_ai.token.type": "input"}
+_OUTPUT: Final = {"gen_ai.token.type": "output"}
+
 
 def metrics_enabled(meter_provider: MeterProvider | None) -> bool:
     """Whether a real MeterProvider is there: given explicitly, or installed globally by now."""
@@ -44,6 +59,24 @@ def metrics_enabled(meter_provider: MeterProvider | None) -> bool:
     current = metrics.get_meter_provider()
     # The API hands out a proxy until an SDK provider is installed; recording into it is wasted work.
     return not compat.is_proxy_meter_provider(current) and not isinstance(current, NoOpMeterProvider)
+
+
+def _token_sets(attrs: dict[str, Any]) -> tuple[dict[str, Any], Any, dict[str, Any], Any]:
+    in_attrs, out_attrs = {**attrs, **_INPUT}, {**attrs, **_OUTPUT}
+    return in_attrs, feed_key(in_attrs), out_attrs, feed_key(out_attrs)
+
+
+class _HeldGaps:
+    """A stream's chunk gaps not recorded yet, with what the SDK would have read when each happened."""
+
+    __slots__ = ("attrs", "contexts", "owner", "times", "values")
+
+    def __init__(self, owner: dict[str, Any]) -> None:
+        self.owner = owner  # held so that its id() names this stream until the gaps are recorded
+        self.attrs = dict(owner)  # as at the gaps: the response model is added to the owner only at the end
+        self.values: list[float] = []
+        self.times: list[int] = []
+        self.contexts: list[Any] = []
 
 
 class GenAIMetrics:
@@ -72,10 +105,57 @@ class GenAIMetrics:
             self.agent_duration = meter.create_histogram(
                 INVOKE_AGENT_DURATION, unit="s", description="Agent invocation duration.",
                 explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
+        self._fast = compat.fast_path_proven()
+        memo = SampleMemo()
+        self._fast_duration = FastHistogram(self.duration, memo)
+        self._fast_first_chunk = FastHistogram(self.time_to_first_chunk, memo)
+        self._fast_tokens = FastHistogram(self.token_usage, memo)
+        self._fast_gaps = FastHistogram(self.time_per_output_chunk, memo)
+        self._held: dict[int, _HeldGaps] = {}
+        # Per attribute set of a model run: its token-usage attribute sets and their feed keys.
+        self._token_attrs: dict[Any, tuple[dict[str, Any], Any, dict[str, Any], Any]] = {}
 
     def model_end(self, attrs: dict[str, Any], seconds: float, usage: dict[str, Any], error: str | None,
                   first_chunk_seconds: float | None) -> None:
-        """Record a finished model run: duration (with ``error.type`` on failure), tokens, time to first chunk."""
+        """Record a finished model run: its held chunk gaps, duration (with ``error.type`` on failure), tokens, time
+        to first chunk."""
+        if not self._fast:
+            self._public_model_end(attrs, seconds, usage, error, first_chunk_seconds)
+            return
+        held = self._held.pop(id(attrs), None)
+        if held is not None:
+            self._record_held(held)
+        if error is not None:
+            attrs = {**attrs, sc.ERROR_TYPE: error}
+        key = feed_key(attrs)
+        ctx, now = get_current_context(), time_ns()
+        self._fast_duration.record(seconds, attrs, key, ctx, now)
+        if first_chunk_seconds is not None:
+            self._fast_first_chunk.record(first_chunk_seconds, attrs, key, ctx, now)
+        inp = usage.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+        out = usage.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+        if isinstance(inp, int) or isinstance(out, int):
+            token_attrs = self._token_sets(attrs, key)
+            if isinstance(inp, int):
+                self._fast_tokens.record(inp, token_attrs[0], token_attrs[1], ctx, now)
+            if isinstance(out, int):
+                self._fast_tokens.record(out, token_attrs[2], token_attrs[3], ctx, now)
+
+    def _token_sets(self, attrs: dict[str, Any], key: Any) -> tuple[dict[str, Any], Any, dict[str, Any], Any]:
+        """The input and output token attribute sets of ``attrs`` and their keys, made once per attribute set."""
+        try:
+            return self._token_attrs[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable attribute value: nothing to cache under
+            return _token_sets(attrs)
+        if len(self._token_attrs) >= MAX_TOKEN_SETS:
+            self._token_attrs.clear()
+        sets = self._token_attrs[key] = _token_sets(attrs)
+        return sets
+
+    def _public_model_end(self, attrs: dict[str, Any], seconds: float, usage: dict[str, Any], error: str | None,
+                          first_chunk_seconds: float | None) -> None:
         if error is not None:
             attrs = {**attrs, sc.ERROR_TYPE: error}
         self.duration.record(seconds, attrs)
@@ -83,13 +163,40 @@ class GenAIMetrics:
             self.time_to_first_chunk.record(first_chunk_seconds, attrs)
         inp = usage.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
         if isinstance(inp, int):
-            self.token_usage.record(inp, {**attrs, "gen_ai.token.type": "input"})
+            self.token_usage.record(inp, {**attrs, **_INPUT})
         out = usage.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
         if isinstance(out, int):
-            self.token_usage.record(out, {**attrs, "gen_ai.token.type": "output"})
+            self.token_usage.record(out, {**attrs, **_OUTPUT})
 
     def chunk_gap(self, attrs: dict[str, Any], seconds: float) -> None:
-        self.time_per_output_chunk.record(seconds, attrs)
+        """One gap between chunks of the stream whose run's metric attributes are ``attrs`` (the same dict for every
+        chunk of a run); held until :meth:`model_end` of that run on the fast path."""
+        if not self._fast:
+            self.time_per_output_chunk.record(seconds, attrs)
+            return
+        held = self._held.get(id(attrs))
+        if held is None or held.owner is not attrs:
+            if len(self._held) >= MAX_OPEN_STREAMS:
+                self.flush()
+            held = self._held[id(attrs)] = _HeldGaps(attrs)
+        held.values.append(seconds)
+        held.times.append(time_ns())
+        held.contexts.append(get_current_context())
+        if len(held.values) >= MAX_HELD_GAPS:
+            self._record_held(self._held.pop(id(attrs)))
+
+    def flush(self) -> None:
+        """Record every held chunk gap now (streams that may never end; before a final collection)."""
+        while self._held:
+            try:
+                _, held = self._held.popitem()
+            except KeyError:
+                return
+            self._record_held(held)
+
+    def _record_held(self, held: _HeldGaps) -> None:
+        if held.values:
+            self._fast_gaps.record_many(held.values, held.times, held.contexts, held.attrs, feed_key(held.attrs))
 
     def operation_end(self, op: str, attrs: dict[str, Any], seconds: float, error: str | None) -> None:
         """Tool and agent durations (experimental names, opt-in only)."""
