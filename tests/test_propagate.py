@@ -318,6 +318,36 @@ class TestHandoff:
         root = SpanTree(spans().spans).one("root")
         assert root.parent is not None and root.parent.span_id == worker.get_span_context().span_id
 
+    def test_baggage_with_a_current_span_of_the_callers_trace(self, handler: OpenTelemetryCallbackHandler,
+                                                             tracer_provider: Any) -> None:
+        """langgraph-api's worker span (the caller's trace) stays the parent, and the caller's baggage applies."""
+        seen: list[object] = []
+        caller = trace.NonRecordingSpan(trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331,
+                                                          True, trace.TraceFlags(1)))
+        worker_parent = trace.set_span_in_context(caller)
+        with tracer_provider.get_tracer("test").start_as_current_span("worker.stream_run", context=worker_parent):
+            RunnableLambda(lambda _: seen.append(baggage.get_baggage("user")), name="root").invoke(
+                None, config={"callbacks": [handler],
+                              "metadata": {HANDOFF_KEY: {"traceparent": self.CALLER, "baggage": "user=u1"}}})
+        assert seen == ["u1"]
+
+    def test_no_baggage_under_a_current_span_of_another_trace(self, handler: OpenTelemetryCallbackHandler,
+                                                              tracer_provider: Any) -> None:
+        """Under a current span of another trace, the caller's baggage is not the run's: it is left out."""
+        seen: list[object] = []
+        with tracer_provider.get_tracer("test").start_as_current_span("unrelated"):
+            RunnableLambda(lambda _: seen.append(baggage.get_baggage("user")), name="root").invoke(
+                None, config={"callbacks": [handler],
+                              "metadata": {HANDOFF_KEY: {"traceparent": self.CALLER, "baggage": "user=u1"}}})
+        assert seen == [None]
+
+    def test_baggage_without_trace_context(self, handler: OpenTelemetryCallbackHandler, spans: Any) -> None:
+        """A caller outside any trace still hands over its baggage; the run starts a trace of its own."""
+        seen: list[object] = []
+        RunnableLambda(lambda _: seen.append(baggage.get_baggage("user")), name="root").invoke(
+            None, config={"callbacks": [handler], "metadata": {HANDOFF_KEY: {"baggage": "user=u1"}}})
+        assert seen == ["u1"] and SpanTree(spans().spans).one("root").parent is None
+
     @pytest.mark.parametrize("value", ["00-zz-yy-01", {"traceparent": "not a traceparent"}, {"traceparent": 7}, [],
                                        {"traceparent": "00-" + "0" * 32 + "-" + "1" * 16 + "-01"}])
     def test_malformed_handoff_starts_a_trace(self, value: object, handler: OpenTelemetryCallbackHandler,

@@ -28,8 +28,9 @@ only in which ``contextvars.Context`` is active: the sibling's attach happened i
 executes in a copy. Resetting the sibling's token succeeds only in the former (:func:`parent_context`).
 
 Across services (``runs.handoff``): a root run with no current span whose metadata carries a caller's trace hand-off
-(a LangGraph server's run created by a traced client) is started under the caller's span, and what else the
-propagators extracted (baggage) is current with the run's span while its code executes.
+(a LangGraph server's run created by a traced client) is started under the caller's span; what else the
+propagators extracted (baggage) is current with the run's span while its code executes, also where a current span
+of the caller's trace (langgraph-api's worker span) stays the parent.
 """
 
 from __future__ import annotations
@@ -90,11 +91,11 @@ def parent_context(parent: RunRecord | None, metadata: object = None) -> Context
         except (ValueError, RuntimeError):
             pass
     if metadata:
-        handoff = handed_off(metadata, current)
-        if handoff is not None:
-            entries = {key: value for key, value in handoff.items() if key != _SPAN_KEY}
+        handoff, carried = handed_off(metadata, current)
+        if carried is not None:
+            entries = {key: value for key, value in carried.items() if key != _SPAN_KEY}
             pending.handoff = Context(entries) if entries else None
-            return handoff
+        return handoff
     return None
 
 

@@ -5,7 +5,8 @@ metadata of the run it creates there, under :data:`HANDOFF_KEY`: ``{"traceparent
 "baggage": ...}`` (the fields of the propagators the client configured). The server hands run metadata to every
 run's ``on_chain_start``, so the graph's root run there finds it without any web-server middleware, and is started
 under the caller's span when nothing else is current: with langgraph-api's own hand-off (``OTEL_ENABLED`` and an
-HTTP server span) its ``worker.stream_run`` span is current there and stays the parent.
+HTTP server span) its ``worker.stream_run`` span is current there and stays the parent. Either way the caller's
+baggage is current in the run's code (langgraph-api's own hand-off carries ``traceparent`` and ``tracestate`` only).
 
 The carrier is read with the propagators the server configured (``OTEL_PROPAGATORS``), as an incoming request's
 headers would be. Child runs inherit the metadata, but only a root run reads it (``runs.context.parent_context``).
@@ -38,19 +39,23 @@ def carrier_of(metadata: object) -> dict[str, str] | None:
     return carrier or None
 
 
-def handed_off(metadata: object, ambient: Context) -> Context | None:
-    """The caller's context for a root run, or ``None`` to stay under the ambient context.
+def handed_off(metadata: object, ambient: Context) -> tuple[Context | None, Context | None]:
+    """For a root run: the caller's context to start its span under (``None``: stay under the ambient context),
+    and the caller's context whose other entries (baggage) the run's code should see (``None``: nothing).
 
     The ambient context wins whenever it has a valid span (the server's own instrumentation already joined the
-    trace, or chose another parent on purpose); the hand-off applies only where nothing is current.
+    trace, or chose another parent on purpose); the caller's baggage then applies only if that span is in the
+    caller's trace. A hand-off without a valid trace context still hands over its baggage where nothing is current.
     """
     carrier = carrier_of(metadata)
-    if carrier is None or get_current_span(ambient).get_span_context().is_valid:
-        return None
+    if carrier is None:
+        return None, None
     # Imported here: loading the propagators (entry points) is left to the first hand-off.
     from opentelemetry.propagate import extract
 
     context = extract(carrier, context=Context())
-    if not get_current_span(context).get_span_context().is_valid:
-        return None  # a malformed or foreign traceparent: a new trace, as for a request without one
-    return context
+    caller = get_current_span(context).get_span_context()
+    current = get_current_span(ambient).get_span_context()
+    if current.is_valid:
+        return None, context if caller.is_valid and caller.trace_id == current.trace_id else None
+    return (context if caller.is_valid else None), context
