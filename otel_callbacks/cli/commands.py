@@ -13,13 +13,13 @@ Example:
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-from otel_callbacks.cli.tree import SpanRecord, Trace, build_traces, record_from_span, render_traces
+from otel_callbacks.cli.reader import read_records
+from otel_callbacks.cli.tree import SpanRecord, Trace, build_traces, record_from_span, render_trace
 from otel_callbacks.setup.env import (
     CONSOLE_FORMATS,
     EXPORTER_NAMES,
@@ -27,10 +27,10 @@ from otel_callbacks.setup.env import (
     resolve_replay_target,
     resolve_settings,
 )
-from otel_callbacks.setup.exporters import parse_lines, records_from_request, render_metrics
 from otel_callbacks.setup.exporters.otlp import PROTOCOLS
 
 if TYPE_CHECKING:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     from otel_callbacks.setup.metrics import MetricsSettings
@@ -153,6 +153,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _print_metrics(reader: InMemoryMetricReader) -> None:
+    from otel_callbacks.setup.exporters import render_metrics
+
     for line in render_metrics(reader.get_metrics_data()):
         print(line, file=sys.stdout)
 
@@ -187,44 +189,79 @@ def _print_traces(traces: list[Trace], out: IO[str], *, ascii_only: bool | None 
             ascii_only = False
         except (UnicodeEncodeError, LookupError):
             ascii_only = True
-    for line in render_traces(traces, ascii_only=ascii_only):
-        print(line, file=out)
+    # One write per trace, blank line between traces: the bytes render_traces + print would give, without holding
+    # every line of a big file at once.
+    for index, trace in enumerate(traces):
+        out.write(("\n" if index else "") + "\n".join(render_trace(trace, ascii_only=ascii_only)) + "\n")
 
 
-def _read_file(path: str, command: str) -> tuple[list[SpanRecord] | None, list[ExportTraceServiceRequest], int]:
-    """Returns (records or None if unreadable, requests, malformed line count); problems go to stderr."""
+def _open_lines(path: str, command: str) -> IO[str] | None:
     try:
-        if path == "-":
-            requests, errors = parse_lines(sys.stdin)
-        else:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                requests, errors = parse_lines(handle)
+        return sys.stdin if path == "-" else open(path, encoding="utf-8", errors="replace")
     except OSError as exc:
         _eprint(f"otel-callbacks {command}: cannot read {path}: {exc.strerror or exc}")
-        return None, [], 0
+        return None
+
+
+def _report_errors(path: str, errors: list[tuple[int, str]]) -> None:
     for number, problem in errors[:_MAX_REPORTED_ERRORS]:
         _eprint(f"{path}:{number}: {problem}")
     if len(errors) > _MAX_REPORTED_ERRORS:
         _eprint(f"{path}: ... and {len(errors) - _MAX_REPORTED_ERRORS} more malformed lines")
+
+
+def _read_file(path: str, command: str) -> tuple[list[SpanRecord] | None, list[ExportTraceServiceRequest], int]:
+    """Returns (records or None if unreadable, requests, malformed line count); problems go to stderr."""
+    from otel_callbacks.setup.exporters import parse_lines, records_from_request
+
+    handle = _open_lines(path, command)
+    if handle is None:
+        return None, [], 0
+    try:
+        requests, errors = parse_lines(handle)
+    except OSError as exc:
+        _eprint(f"otel-callbacks {command}: cannot read {path}: {exc.strerror or exc}")
+        return None, [], 0
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
+    _report_errors(path, errors)
     records = [rec for request in requests for rec in records_from_request(request)]
     return records, requests, len(errors)
 
 
 def _view(args: argparse.Namespace) -> int:
-    records, _requests, bad = _read_file(args.file, "view")
-    if records is None:
+    wanted = args.trace.lower().removeprefix("0x") if args.trace else None
+    handle = _open_lines(args.file, "view")
+    if handle is None:
         return 2
-    traces = build_traces(records)
-    if args.trace:
-        wanted = args.trace.lower().removeprefix("0x")
-        traces = [t for t in traces if t.trace_id.startswith(wanted)]
-        if not traces:
-            _eprint(f"otel-callbacks view: no trace id starting with {args.trace!r} in {args.file}")
-            return 1
+    # Nothing read or built here forms a reference cycle, and the records pile up: with the collector on, each of
+    # its full passes rescans every record held so far, which costs more than parsing the file.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        # Line by line: only span records stay in memory, and with --trace only the lines that can hold the trace
+        # are decoded (see cli.reader).
+        records, errors = read_records(handle, trace_prefix=wanted)
+        traces = build_traces(records)
+    except OSError as exc:
+        _eprint(f"otel-callbacks view: cannot read {args.file}: {exc.strerror or exc}")
+        return 2
+    finally:
+        if collecting:
+            gc.enable()
+        if handle is not sys.stdin:
+            handle.close()
+    del records  # the traces hold the records; the list itself is not needed while printing
+    _report_errors(args.file, errors)
+    if wanted is not None and not traces:
+        _eprint(f"otel-callbacks view: no trace id starting with {args.trace!r} in {args.file}")
+        return 1
     if not traces:
         _eprint(f"otel-callbacks view: no spans in {args.file}")
     _print_traces(traces, sys.stdout, ascii_only=args.ascii or None)
-    if bad:
+    if errors:
+        bad = len(errors)
         _eprint(f"otel-callbacks view: {bad} malformed line{'s' if bad != 1 else ''} skipped (see above)")
         return 1
     return 0

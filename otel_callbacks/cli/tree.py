@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import ReadableSpan
+if TYPE_CHECKING:  # the SDK is not needed to render records read from a file (``otel-callbacks view``)
+    from opentelemetry.sdk.trace import ReadableSpan
 
 # Attribute keys we display. Kept here rather than imported from the handler's constants so the viewer also renders
 # files written by other GenAI instrumentations that follow the same semantic conventions.
@@ -30,8 +32,11 @@ SERVICE_NAME = "service.name"
 
 # Own usage of a model call, then the sums the handler puts on chain/agent spans.
 _TOKEN_GROUPS = (("tokens", INPUT_TOKENS, OUTPUT_TOKENS), ("tokens(sum)", SUM_INPUT_TOKENS, SUM_OUTPUT_TOKENS))
+# Every attribute the tree reads: readers of big files keep only these per span.
+SHOWN_KEYS = frozenset((*MODEL_KEYS, INPUT_TOKENS, OUTPUT_TOKENS, SUM_INPUT_TOKENS, SUM_OUTPUT_TOKENS, ERROR_TYPE))
 
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
+_start = attrgetter("span.start_ns")
 _MAX_MESSAGE = 160
 
 
@@ -118,19 +123,31 @@ def _build_one(trace_id: str, spans: dict[str, SpanRecord]) -> Trace:
         else:
             node.orphan = bool(parent_id)
             roots.append(node)
-    reached = _reachable(roots)
-    while len(reached) < len(nodes):  # only cycles are left unreached
-        stray = min((n for sid, n in nodes.items() if sid not in reached), key=lambda n: n.span.start_ns)
-        for node in nodes.values():
-            if stray in node.children:
-                node.children.remove(stray)
-        stray.orphan = True
-        roots.append(stray)
-        reached |= _reachable([stray])
+    if _count_reachable(roots) < len(nodes):  # only cycles are left unreached
+        reached = _reachable(roots)
+        while len(reached) < len(nodes):
+            stray = min((n for sid, n in nodes.items() if sid not in reached), key=_start)
+            for node in nodes.values():
+                if stray in node.children:
+                    node.children.remove(stray)
+            stray.orphan = True
+            roots.append(stray)
+            reached |= _reachable([stray])
     for node in nodes.values():
-        node.children.sort(key=lambda n: n.span.start_ns)
-    roots.sort(key=lambda n: n.span.start_ns)
+        if len(node.children) > 1:
+            node.children.sort(key=_start)
+    roots.sort(key=_start)
     return Trace(trace_id, roots, len(nodes), complete=not any(r.orphan for r in roots))
+
+
+def _count_reachable(roots: Sequence[TreeNode]) -> int:
+    # Every node has at most one parent, so a walk from the roots meets each reachable node once.
+    count, stack = 0, list(roots)
+    while stack:
+        node = stack.pop()
+        count += 1
+        stack.extend(node.children)
+    return count
 
 
 def _reachable(roots: Sequence[TreeNode]) -> set[str]:
@@ -164,6 +181,8 @@ def format_duration(nanos: int) -> str:
 
 
 def _as_int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -191,14 +210,20 @@ def span_details(span: SpanRecord) -> list[str]:
     """
     attrs = span.attributes
     details: list[str] = []
-    model = next((attrs[k] for k in MODEL_KEYS if attrs.get(k)), None)
-    if model is not None:
-        details.append(f"model={model}")
-    for label, in_key, out_key in _TOKEN_GROUPS:
-        tin, tout = _as_int(attrs.get(in_key)), _as_int(attrs.get(out_key))
-        if tin is not None or tout is not None:
-            details.append(f"{label} in={tin if tin is not None else '?'} out={tout if tout is not None else '?'}")
-    if span.status_code == STATUS_ERROR or attrs.get(ERROR_TYPE):
+    if attrs:  # most spans of a big file carry none of the shown keys
+        for key in MODEL_KEYS:
+            model = attrs.get(key)
+            if model:
+                details.append(f"model={model}")
+                break
+        for label, in_key, out_key in _TOKEN_GROUPS:
+            tin, tout = attrs.get(in_key), attrs.get(out_key)
+            if tin is None and tout is None:
+                continue
+            tin, tout = _as_int(tin), _as_int(tout)
+            if tin is not None or tout is not None:
+                details.append(f"{label} in={tin if tin is not None else '?'} out={tout if tout is not None else '?'}")
+    if span.status_code == STATUS_ERROR or (attrs and attrs.get(ERROR_TYPE)):
         err = str(attrs.get(ERROR_TYPE) or "error")
         message = _one_line(span.status_message) if span.status_message else ""
         message = message.removeprefix(f"{err}:").strip()  # handlers often write "Type: message" already
@@ -227,42 +252,44 @@ def render_trace(trace: Trace, *, ascii_only: bool = False) -> list[str]:
         >>> #  '└─ invoke_agent agent  1.20 s', '   └─ chat m  ...']
     """
     tee, last, pipe, blank = ("|- ", "`- ", "|  ", "   ") if ascii_only else ("├─ ", "└─ ", "│  ", "   ")
-    start = min((r.span.start_ns for r in trace.roots), default=0)
-    end = max((_max_end(r) for r in trace.roots), default=0)
+    roots = trace.roots
+    lines = [""]  # the header, written once the walk has summed the tokens and found the last end
+    tin = tout = 0
+    end = roots[0].span.end_ns if roots else 0
+    stack: list[tuple[TreeNode, str, bool]] = [(r, "", i == len(roots) - 1)
+                                               for i, r in reversed(list(enumerate(roots)))]
+    while stack:
+        node, prefix, is_last = stack.pop()
+        span = node.span
+        attrs = span.attributes
+        if attrs:  # the sums trace_tokens gives, taken on the way
+            tin += _as_int(attrs.get(INPUT_TOKENS)) or 0
+            tout += _as_int(attrs.get(OUTPUT_TOKENS)) or 0
+        end = max(end, span.end_ns)
+        line = f"{prefix}{last if is_last else tee}{span.name}  {format_duration(span.end_ns - span.start_ns)}"
+        details = span_details(span)
+        if details:
+            line += "  " + "  ".join(details)
+        if node.orphan:
+            line += f"  (parent {span.parent_span_id} not found)"
+        lines.append(line)
+        kids = node.children
+        if kids:
+            child_prefix = prefix + (blank if is_last else pipe)
+            stack.append((kids[-1], child_prefix, True))
+            stack.extend((kid, child_prefix, False) for kid in reversed(kids[:-1]))
+    start = min((r.span.start_ns for r in roots), default=0)
     header = [f"trace {trace.trace_id}", f"{trace.span_count} span{'s' if trace.span_count != 1 else ''}",
               format_duration(end - start)]
-    tin, tout = trace_tokens(trace)
     if tin or tout:
         header.append(f"tokens in={tin} out={tout}")
-    service = trace.roots[0].span.service_name if trace.roots else None
+    service = roots[0].span.service_name if roots else None
     if service:
         header.append(f"service={service}")
     if not trace.complete:
         header.append("(incomplete: some parent spans are missing)")
-    lines = ["  ".join(header)]
-    stack: list[tuple[TreeNode, str, bool]] = [(r, "", i == len(trace.roots) - 1)
-                                               for i, r in reversed(list(enumerate(trace.roots)))]
-    while stack:
-        node, prefix, is_last = stack.pop()
-        span = node.span
-        parts = [f"{prefix}{last if is_last else tee}{span.name}", format_duration(span.end_ns - span.start_ns)]
-        parts.extend(span_details(span))
-        if node.orphan:
-            parts.append(f"(parent {span.parent_span_id} not found)")
-        lines.append("  ".join(parts))
-        child_prefix = prefix + (blank if is_last else pipe)
-        kids = node.children
-        stack.extend((kid, child_prefix, i == len(kids) - 1) for i, kid in reversed(list(enumerate(kids))))
+    lines[0] = "  ".join(header)
     return lines
-
-
-def _max_end(root: TreeNode) -> int:
-    end, stack = root.span.end_ns, list(root.children)
-    while stack:
-        node = stack.pop()
-        end = max(end, node.span.end_ns)
-        stack.extend(node.children)
-    return end
 
 
 def render_traces(traces: Iterable[Trace], *, ascii_only: bool = False) -> list[str]:

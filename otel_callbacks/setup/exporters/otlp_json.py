@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.sdk.trace import ReadableSpan
 
+from otel_callbacks.cli.lines import LineError, load_line, request_error
 from otel_callbacks.cli.tree import SpanRecord
 
 _ID_KEYS = ("traceId", "spanId", "parentSpanId")
@@ -171,15 +172,12 @@ def parse_lines(lines: Iterable[str]) -> tuple[list[ExportTraceServiceRequest], 
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            errors.append((number, f"invalid JSON: {exc.msg} at column {exc.colno}"))
-            continue
-        except RecursionError:
-            errors.append((number, "invalid JSON: nested too deeply"))
+            data = load_line(line)
+        except LineError as exc:
+            errors.append((number, str(exc)))
             continue
         try:
             requests.append(decode_request(data))
         except (ValueError, RecursionError) as exc:
-            errors.append((number, f"not an OTLP/JSON trace request: {exc}"))
+            errors.append((number, str(request_error(exc))))
     return requests, errors
