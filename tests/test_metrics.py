@@ -241,6 +241,12 @@ def _feed_runs(metrics: GenAIMetrics) -> None:
         metrics.model_end(attrs, 0.1, {}, None, None)
     finally:
         context_api.detach(token)
+    token = _in_span(300, sampled=True)
+    try:
+        for i, op in enumerate(("execute_tool", "invoke_agent", "execute_tool")):
+            metrics.operation_end(op, {"gen_ai.operation.name": op}, 0.05 * i, "KeyError" if i == 2 else None)
+    finally:
+        context_api.detach(token)
 
 
 def _collected(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[Any, ...]], tuple[Any, ...]]:
@@ -264,7 +270,7 @@ def _paths(make_reader: Any, views: tuple[Any, ...] = ()) -> tuple[list[Any], li
         random.seed(16)  # a Sum's exemplar reservoir samples at random
         reader = make_reader()
         provider = MeterProvider(metric_readers=[reader], views=list(views))
-        metrics = GenAIMetrics(provider, experimental=False)
+        metrics = GenAIMetrics(provider, experimental=True)
         metrics._fast = metrics._fast and fast
         _feed_runs(metrics)
         first = _collected(reader)
@@ -305,6 +311,7 @@ class TestFastPath:
         # the values after each attribute set's first went through the feeds, not through record()
         assert all(feed is not None for feed in metrics._fast_gaps._feeds.values())
         assert metrics._fast_gaps._feeds and metrics._fast_tokens._feeds and metrics._fast_duration._feeds
+        assert fast[0][("gen_ai.execute_tool.duration", (("gen_ai.operation.name", "execute_tool"),))][0] == 1
 
     def test_identical_with_a_delta_reader(self) -> None:
         from opentelemetry.sdk.metrics import Histogram

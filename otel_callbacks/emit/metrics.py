@@ -111,6 +111,8 @@ class GenAIMetrics:
         self._fast_first_chunk = FastHistogram(self.time_to_first_chunk, memo)
         self._fast_tokens = FastHistogram(self.token_usage, memo)
         self._fast_gaps = FastHistogram(self.time_per_output_chunk, memo)
+        self._fast_operations = {op: FastHistogram(histogram, memo) for op, histogram in (
+            (sc.OP_EXECUTE_TOOL, self.tool_duration), (sc.OP_INVOKE_AGENT, self.agent_duration)) if histogram}
         self._held: dict[int, _HeldGaps] = {}
         # Per attribute set of a model run: its token-usage attribute sets and their feed keys.
         self._token_attrs: dict[Any, tuple[dict[str, Any], Any, dict[str, Any], Any]] = {}
@@ -176,6 +178,8 @@ class GenAIMetrics:
             return
         held = self._held.get(id(attrs))
         if held is None or held.owner is not attrs:
+            if held is not None:  # cannot happen while the owner is held; recorded rather than dropped if it did
+                self._record_held(held)
             if len(self._held) >= MAX_OPEN_STREAMS:
                 self.flush()
             held = self._held[id(attrs)] = _HeldGaps(attrs)
@@ -205,4 +209,8 @@ class GenAIMetrics:
             return
         if error is not None:
             attrs = {**attrs, sc.ERROR_TYPE: error}
-        histogram.record(seconds, attrs)
+        fast = self._fast_operations.get(op) if self._fast else None
+        if fast is None:
+            histogram.record(seconds, attrs)
+        else:
+            fast.record(seconds, attrs, feed_key(attrs), get_current_context(), time_ns())
