@@ -70,8 +70,8 @@ def setup_tracing(
         batch: export file/OTLP spans from a background thread (``BatchSpanProcessor``, which reads ``OTEL_BSP_*``).
             The console always prints synchronously so output appears right away.
         set_global: install the provider with ``trace.set_tracer_provider`` unless one is already installed.
-        exit_timeout_millis: at interpreter exit, on SIGTERM and on ``shutdown()``, pending spans are flushed for
-            at most this long (default ``OTEL_CALLBACKS_EXIT_TIMEOUT``, else 5000).
+        exit_timeout_millis: at interpreter exit, on SIGTERM and on ``shutdown()``, pending spans (and log
+            records) are flushed for at most this long (default ``OTEL_CALLBACKS_EXIT_TIMEOUT``, else 5000).
         metrics: also install a global ``MeterProvider`` for the GenAI metrics (see ``setup_metrics``): ``True``
             (exporters from ``OTEL_METRICS_EXPORTER``, else ``otlp`` when spans go to OTLP, else ``console``),
             metric exporter names (``console``, ``otlp``, ``none``), or ``False``. Default ``None``: only when
