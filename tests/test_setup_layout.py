@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "otel_callbacks"
 # Importing it runs the CLI (it ends in `raise SystemExit(main())`); test_cli runs it as `python -m otel_callbacks`.
 ENTRY_POINTS = frozenset({"otel_callbacks.__main__"})
+# The handler emits content events through the logs API (opentelemetry._logs); the logs SDK is set-up's business.
 NOT_AT_IMPORT = ("otel_callbacks.setup", "otel_callbacks.cli", "opentelemetry.exporter", "opentelemetry.proto", "grpc",
-                 "google.protobuf", "opentelemetry.sdk.metrics")
+                 "google.protobuf", "opentelemetry.sdk.metrics", "opentelemetry.sdk._logs")
 
 Graph = dict[str, set[str]]
 
@@ -156,6 +157,16 @@ class TestImportGraph:
         assert "otel_callbacks.setup.lifecycle" in graph["otel_callbacks.setup.metrics"]
         assert not {m for m in graph["otel_callbacks.setup.lifecycle"] if m.startswith("otel_callbacks.")}
 
+    def test_logs_set_up_shares_lifecycle_and_one_sdk_seam(self) -> None:
+        """The logger provider takes its bounded life from lifecycle, not from tracing, and the logs SDK from the one
+        seam, setup.logs, which needs nothing of set-up but the OTLP construction helpers."""
+        graph = import_graph()
+        provider = graph["otel_callbacks.setup.log_provider"]
+        assert {"otel_callbacks.setup.lifecycle", "otel_callbacks.setup.logs"} <= provider
+        assert not provider & {"otel_callbacks.setup.tracing", "otel_callbacks.setup.tracer_provider"}
+        assert {m for m in graph["otel_callbacks.setup.logs"] if m.startswith("otel_callbacks.")} <= {
+            "otel_callbacks.setup.exporters", "otel_callbacks.setup.exporters.otlp", "otel_callbacks.setup.sdk_env"}
+
     def test_cli_tree_and_cli_package_stay_import_light(self) -> None:
         """The console exporter imports cli.tree, so cli.tree needs nothing of ours and cli/__init__ loads nothing
         of ours at import (its one import is inside main)."""
@@ -185,7 +196,8 @@ class TestIsolatedImports:
 
 class TestImportCost:
     def test_import_loads_no_setup_cli_exporters_or_metrics_sdk(self) -> None:
-        """``import otel_callbacks`` loads only what the handler needs; setup_tracing still resolves, lazily."""
+        """``import otel_callbacks`` loads only what the handler needs (not the metrics or logs SDK); setup_tracing
+        still resolves, lazily."""
         result = python(f"""
             import sys
             import otel_callbacks
