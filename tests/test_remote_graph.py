@@ -244,6 +244,29 @@ class TestOneTrace:
         assert lines == expected
 
 
+class TestExampleClient:
+    def test_client_script_as_shipped(self, served: Served, tmp_path: Path) -> None:
+        """examples/remote_graph/client.py, run as it is, answers twice; each of its traces goes on in the server."""
+        file = tmp_path / "client-spans.jsonl"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env.update(SERVER_ENV, OTEL_CALLBACKS_FILE_PATH=str(file), PYTHONPATH=str(ROOT))
+        result = subprocess.run([sys.executable, str(EXAMPLE / "client.py"), served.server.url], capture_output=True,
+                                text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [ANSWER, ANSWER]
+        client = server_spans(file)  # the same OTLP/JSON file format
+        roots = sorted((s for s in client if s.parent_id is None), key=lambda s: s.start_ns)
+        assert [r.name for r in roots] == ["invoke_workflow client", "background_run"]
+        (client_pid,) = {s.pid for s in client}
+        assert client_pid not in (-1, os.getpid(), served.server.pid)
+        for root in roots:
+            mine = [s for s in client if s.trace_id == root.trace_id]
+            server = [s for s in served.wait_for(GRAPH_SPANS, root.trace_id) if s.trace_id == root.trace_id]
+            (graph_root,) = [s for s in server if s.name.endswith("fx_agent")]
+            parents = {s.span_id for s in mine} if not served.http else {s.span_id for s in server}
+            assert graph_root.parent_id in parents
+
+
 class TestUntracedClient:
     def test_server_spans_form_their_own_trace(self, served: Served, tmp_path: Path) -> None:
         """A client process without otel-callbacks gets its answer; the server's run is a trace of its own."""
