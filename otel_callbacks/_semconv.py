@@ -95,6 +95,13 @@ LC_ORPHANED: Final = "langchain.run.orphaned"
 # error.type of such a run when the run above it ended well (else the run above's own error.type).
 ERROR_NOT_ENDED: Final = "langchain.run.not_ended"
 LC_STREAM_CHUNK_COUNT: Final = "langchain.stream.chunk_count"
+# LangGraph interrupts: the paused run (and each run above it) and the run that resumes its thread.
+LC_GRAPH_INTERRUPTED: Final = "langchain.graph.interrupted"
+LC_GRAPH_INTERRUPT_IDS: Final = "langchain.graph.interrupt.ids"
+LC_GRAPH_CHECKPOINT_ID: Final = "langchain.graph.checkpoint.id"
+LC_GRAPH_RESUMED: Final = "langchain.graph.resumed"
+LC_GRAPH_RESUMED_FROM_CHECKPOINT_ID: Final = "langchain.graph.resumed_from.checkpoint_id"
+LC_LINK_TYPE: Final = "langchain.link.type"
 
 # --- span events -----------------------------------------------------------------------------------------------------
 EVENT_NEW_TOKEN: Final = "langchain.llm.new_token"
@@ -105,6 +112,16 @@ EVENT_TEXT: Final = "langchain.text"
 EVENT_RETRY: Final = "langchain.retry"
 EVENT_CUSTOM: Final = "langchain.custom_event"
 EVENT_INTERRUPT: Final = "langchain.graph.interrupt"
+# Agent lifecycle, proposed (semantic-conventions-genai PR #445, a draft when read): only with
+# OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental.
+EVENT_AGENT_PAUSED: Final = "gen_ai.agent.paused"
+EVENT_AGENT_RESUMED: Final = "gen_ai.agent.resumed"
+GEN_AI_AGENT_PAUSE_REASON: Final = "gen_ai.agent.pause.reason"
+GEN_AI_AGENT_PAUSE_ID: Final = "gen_ai.agent.pause.id"
+GEN_AI_AGENT_CHECKPOINT_ID: Final = "gen_ai.agent.checkpoint.id"
+GEN_AI_AGENT_RESUMED_FROM_TYPE: Final = "gen_ai.agent.resumed_from.type"
+GEN_AI_AGENT_RESUMED_FROM_ID: Final = "gen_ai.agent.resumed_from.id"
+PAUSE_REASON_INTERRUPT: Final = "interrupt"
 
 ATTR_CHUNK_TEXT: Final = "langchain.chunk.text"
 ATTR_STREAM_EVENT_TYPE: Final = "langchain.stream_event.type"

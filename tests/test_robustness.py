@@ -22,6 +22,7 @@ import importlib
 import logging
 import sys
 import threading
+import types
 from collections import Counter
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -639,7 +640,10 @@ def test_every_callback_is_guarded(provider, ledger, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="otel_callbacks"):
         for _ in range(2):
             for name in callbacks:
-                positional = {"on_custom_event": ("name", None), "on_llm_new_token": ("t",)}.get(name)
+                positional = {"on_custom_event": ("name", None), "on_llm_new_token": ("t",),
+                              # LangGraph's lifecycle callbacks take one event carrying the run id
+                              "on_interrupt": (types.SimpleNamespace(run_id=bad_id),),
+                              "on_resume": (types.SimpleNamespace(run_id=bad_id),)}.get(name)
                 if positional is None:
                     positional = (RuntimeError("x"),) if name.endswith("_error") else (None,) * (
                         2 if name.endswith("_start") else 1)

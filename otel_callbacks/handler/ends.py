@@ -14,6 +14,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_callbacks import _semconv as sc
 from otel_callbacks.emit.status import OK
+from otel_callbacks.handler import graph as _graph
 from otel_callbacks.handler.guard import failed, guarded
 from otel_callbacks.mapping import errors as _errors
 from otel_callbacks.mapping import messages as _messages
@@ -54,6 +55,7 @@ class EndCallbacks:
     _capture: bool
     _max_len: int
     _metrics: GenAIMetrics | None
+    _latest: bool
     raise_error: bool
 
     if TYPE_CHECKING:
@@ -66,6 +68,8 @@ class EndCallbacks:
                 self._end_orphans(record, sc.ERROR_NOT_ENDED, "the run above it ended first")
             if record.metric_attrs is not None and record.op != sc.OP_CHAT and record.op != sc.OP_TEXT_COMPLETION:
                 self._record_operation(record, None)
+            if record.interrupt is not None:
+                _graph.end_interrupted(record, self._latest)
             if record.recording:
                 if record.model_runs:
                     self._emit.set_attributes(record.span, {
@@ -166,11 +170,15 @@ class EndCallbacks:
                     self._record_model(record, {}, _errors.error_type(error))
                 else:
                     self._record_operation(record, _errors.error_type(error))
+            if control_flow:
+                ids = _graph.interrupt_ids(error)
+                if ids is not None:
+                    _graph.mark_interrupted(record, ids)
+                if record.interrupt is not None:
+                    _graph.end_interrupted(record, self._latest)
             if record.recording:
                 span = record.span
-                if control_flow:
-                    span.add_event(sc.EVENT_INTERRUPT, {"exception.type": _errors.error_type(error)})
-                else:
+                if not control_flow:
                     span.set_attribute(sc.ERROR_TYPE, _errors.error_type(error)[: self._max_len])
                     description = _errors.error_description(error, redact=self._policy.redact)
                     span.set_status(Status(StatusCode.ERROR, description))

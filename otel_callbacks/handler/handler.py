@@ -27,6 +27,7 @@ from otel_callbacks.emit.metrics import GenAIMetrics, metrics_enabled
 from otel_callbacks.handler import propagate
 from otel_callbacks.handler.ends import EndCallbacks
 from otel_callbacks.handler.events import EventCallbacks
+from otel_callbacks.handler.graph import GraphCallbacks
 from otel_callbacks.handler.starts import StartCallbacks
 from otel_callbacks.mapping.content import DEFAULT_MAX_VALUE_LENGTH, ContentPolicy, Redactor
 from otel_callbacks.mapping.secrets import MetadataPolicy
@@ -37,7 +38,7 @@ _SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 DEFAULT_MAX_OPEN_RUNS = 10_000
 
 
-class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks, BaseCallbackHandler):
+class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks, GraphCallbacks, BaseCallbackHandler):
     """Turns every LangChain run (chain, chat model, LLM, tool, retriever, agent, graph) into an OpenTelemetry span.
 
     Spans nest exactly as LangChain's run tree, follow the GenAI semantic conventions, and the run's span is current
@@ -98,6 +99,8 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
         self._metadata_policy = metadata_policy
         self._stream_events = stream_events
         self._suppress_providers = _provider_spans(provider_spans) == "suppress"
+        self._latest = _config.latest_experimental()
+        self._graph_aware = False
         self._fast = _config.lean_spans()
         self._tracer_provider = tracer_provider
         provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()

@@ -18,6 +18,7 @@ from otel_callbacks import _config
 from otel_callbacks import _semconv as sc
 from otel_callbacks.emit.compat import global_meter_provider_unset
 from otel_callbacks.emit.metrics import METRIC_START_KEYS, GenAIMetrics, metrics_enabled
+from otel_callbacks.handler import graph as _graph
 from otel_callbacks.handler.guard import failed
 from otel_callbacks.mapping import messages as _messages
 from otel_callbacks.mapping import spans as _mapping
@@ -49,6 +50,8 @@ class StartCallbacks:
     _tracer_pending: bool
     _children_follow_unsampled: bool
     _suppress_providers: bool
+    _graph_aware: bool
+    _latest: bool
     raise_error: bool
 
     if TYPE_CHECKING:
@@ -109,6 +112,8 @@ class StartCallbacks:
         tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any,
     ) -> None:
         try:
+            if not self._graph_aware:
+                self._graph_aware = _graph.adopt(self)  # before the graph collects its lifecycle handlers
             if self._unsampled_child(run_id, parent_run_id, "chain") is not None:
                 return
             name = _mapping.serialized_name(serialized, kwargs.get("name"))
@@ -121,6 +126,12 @@ class StartCallbacks:
             record = self._start(run_id, parent_run_id, span_name, kind, op, attrs, run_type, tags, metadata)
             if record is None:
                 return
+            if parent_run_id is None and isinstance(metadata, dict):
+                thread = metadata.get("thread_id")
+                if isinstance(thread, str) and thread:
+                    record.thread_id = thread
+                    if _graph.is_resume(inputs):
+                        _graph.link_resumed(record, None, self._latest)
             if op == sc.OP_INVOKE_AGENT and self._metrics is not None and self._metrics.agent_duration is not None:
                 record.metric_attrs = {sc.GEN_AI_OPERATION_NAME: op}
                 if agent_name is not None:

@@ -50,6 +50,10 @@ class RunRecord:
     # Open runs beneath this one (their records), so that they end with it if LangChain never ends them (a
     # cancelled or timed-out model call, an abandoned stream). Made on the first child.
     children: set[RunRecord] | None = None
+    # LangGraph: a root's thread id, the interrupt that paused this run or one beneath it, a root that resumes.
+    thread_id: str | None = None
+    interrupt: dict[str, Any] | None = None
+    resumed = False
 
     def __init__(self, span: Span, parent: RunRecord | None, op: str, start_ns: int) -> None:
         self.span = span
