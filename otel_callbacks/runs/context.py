@@ -45,7 +45,7 @@ from opentelemetry.context import Context, create_key
 from opentelemetry.trace import INVALID_SPAN, set_span_in_context
 
 from otel_callbacks.emit import compat
-from otel_callbacks.runs.handoff import handed_off
+from otel_callbacks.runs.handoff import HANDOFF_KEY, handed_off
 from otel_callbacks.runs.registry import RunRecord
 
 _RUN_KEY = create_key("otel_callbacks.run")  # marks the contexts we attach, with the run they belong to
@@ -90,7 +90,12 @@ def parent_context(parent: RunRecord | None, metadata: object = None) -> Context
             current = _get_current()
         except (ValueError, RuntimeError):
             pass
-    if metadata:
+    # LangChain passes a dict or None: one key lookup per root run when there is no hand-off (the common case).
+    if type(metadata) is dict:
+        found = HANDOFF_KEY in metadata
+    else:
+        found = metadata is not None and isinstance(metadata, Mapping)
+    if found:
         handoff, carried = handed_off(metadata, current)
         if carried is not None:
             entries = {key: value for key, value in carried.items() if key != _SPAN_KEY}
