@@ -15,7 +15,7 @@ import logging
 import sys
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from importlib import metadata
 from typing import Any
@@ -248,22 +248,27 @@ class HistogramFeed:
                     agg._max = max(agg._max, value)
                 counts[bisect_left(agg._boundaries, value)] += 1
 
-    def aggregate(self, values: list[float]) -> None:
-        """:meth:`add` for each of ``values`` in order, one lock per aggregation."""
+    def aggregate(self, values: Sequence[float]) -> list[int]:
+        """:meth:`add` for each of ``values`` in order, one lock per aggregation; each value's index in
+        :attr:`boundaries`."""
+        bounds = self.boundaries
+        indexes = [bisect_left(bounds, value) for value in values]
         for agg in self.aggregations:
+            own = indexes if agg._boundaries == bounds else [bisect_left(agg._boundaries, v) for v in values]
             with agg._lock:
                 counts = agg._value
                 if counts is None:
                     counts = agg._value = agg._get_empty_bucket_counts()
-                bounds = agg._boundaries
                 total = agg._sum
-                for value in values:  # in order, as the SDK adds them: a float sum depends on the order
+                for value in values:  # one by one, as the SDK adds them: a float sum depends on the order
                     total += value
-                    counts[bisect_left(bounds, value)] += 1
                 agg._sum = total
+                for index in own:
+                    counts[index] += 1
                 if agg._record_min_max:
                     agg._min = min(agg._min, min(values))
                     agg._max = max(agg._max, max(values))
+        return indexes
 
     def offer(self, value: float, time_unix_nano: int, attributes: dict[str, Any], ctx: Context) -> None:
         """The exemplar offer the SDK makes after aggregating a sampled value, to each aggregation's reservoir."""

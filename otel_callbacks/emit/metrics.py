@@ -69,14 +69,12 @@ def _token_sets(attrs: dict[str, Any]) -> tuple[dict[str, Any], Any, dict[str, A
 class _HeldGaps:
     """A stream's chunk gaps not recorded yet, with what the SDK would have read when each happened."""
 
-    __slots__ = ("attrs", "contexts", "owner", "times", "values")
+    __slots__ = ("attrs", "gaps", "owner")
 
     def __init__(self, owner: dict[str, Any]) -> None:
         self.owner = owner  # held so that its id() names this stream until the gaps are recorded
         self.attrs = dict(owner)  # as at the gaps: the response model is added to the owner only at the end
-        self.values: list[float] = []
-        self.times: list[int] = []
-        self.contexts: list[Any] = []
+        self.gaps: list[tuple[float, int, Any]] = []  # (seconds, time_ns(), current context) per gap
 
 
 class GenAIMetrics:
@@ -183,10 +181,9 @@ class GenAIMetrics:
             if len(self._held) >= MAX_OPEN_STREAMS:
                 self.flush()
             held = self._held[id(attrs)] = _HeldGaps(attrs)
-        held.values.append(seconds)
-        held.times.append(time_ns())
-        held.contexts.append(get_current_context())
-        if len(held.values) >= MAX_HELD_GAPS:
+        gaps = held.gaps
+        gaps.append((seconds, time_ns(), get_current_context()))
+        if len(gaps) >= MAX_HELD_GAPS:
             self._record_held(self._held.pop(id(attrs)))
 
     def flush(self) -> None:
@@ -199,8 +196,9 @@ class GenAIMetrics:
             self._record_held(held)
 
     def _record_held(self, held: _HeldGaps) -> None:
-        if held.values:
-            self._fast_gaps.record_many(held.values, held.times, held.contexts, held.attrs, feed_key(held.attrs))
+        if held.gaps:
+            values, times, contexts = zip(*held.gaps, strict=True)
+            self._fast_gaps.record_many(values, times, contexts, held.attrs, feed_key(held.attrs))
 
     def operation_end(self, op: str, attrs: dict[str, Any], seconds: float, error: str | None) -> None:
         """Tool and agent durations (experimental names, opt-in only)."""

@@ -13,7 +13,7 @@ non-finite value, an unhashable attribute) goes through the public ``record()`` 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from collections.abc import Sequence
 from typing import Any, Final
 
 from opentelemetry.context import Context
@@ -100,8 +100,8 @@ class FastHistogram:
         if self._memo.sample(feed, value, now, attrs, ctx):
             feed.offer(value, now, attrs, ctx)
 
-    def record_many(self, values: list[float], times: list[int], contexts: list[Context], attrs: dict[str, Any],
-                    key: Any) -> None:
+    def record_many(self, values: Sequence[float], times: Sequence[int], contexts: Sequence[Context],
+                    attrs: dict[str, Any], key: Any) -> None:
         """As if ``histogram.record(values[i], attrs, contexts[i])`` had been called at ``times[i]``, in order."""
         start = 0
         try:
@@ -117,28 +117,37 @@ class FastHistogram:
                 feed = self._feed(key)
             except TypeError:
                 feed = None
-        if feed is None or not all(0 <= v < math.inf for v in values):
-            for value, ctx in zip(values[start:], contexts[start:], strict=True):
-                self.histogram.record(value, attrs, ctx)
-            return
-        rest = values[start:] if start else values
+        rest = values[start:]
         if not rest:
             return
-        feed.aggregate(rest)
-        self._offer_exemplars(feed, rest, times[start:], contexts[start:], attrs)
+        # A NaN or an infinity makes the sum non-finite; the SDK drops those and negatives, with a warning each.
+        if feed is None or not (min(rest) >= 0 and math.isfinite(sum(rest))):
+            for value, ctx in zip(rest, contexts[start:], strict=True):
+                self.histogram.record(value, attrs, ctx)
+            return
+        indexes = feed.aggregate(rest)
+        self._offer_exemplars(feed, rest, times[start:], contexts[start:], attrs, indexes)
 
-    def _offer_exemplars(self, feed: compat.HistogramFeed, values: list[float], times: list[int],
-                         contexts: list[Context], attrs: dict[str, Any]) -> None:
+    def _offer_exemplars(self, feed: compat.HistogramFeed, values: Sequence[float], times: Sequence[int],
+                         contexts: Sequence[Context], attrs: dict[str, Any], indexes: list[int]) -> None:
         sample = self._memo.sample
-        sampled = [i for i, ctx in enumerate(contexts) if sample(feed, values[i], times[i], attrs, ctx)]
+        if feed.context_only:  # asked once per run of equal contexts (a stream's gaps share one)
+            sampled: list[int] = []
+            last_ctx: Any = _MISSING
+            decision = False
+            for i, ctx in enumerate(contexts):
+                if ctx is not last_ctx:
+                    last_ctx = ctx
+                    decision = sample(feed, values[i], times[i], attrs, ctx)
+                if decision:
+                    sampled.append(i)
+        else:
+            sampled = [i for i, ctx in enumerate(contexts) if sample(feed, values[i], times[i], attrs, ctx)]
         if not sampled:
             return
         if feed.last_per_bucket:
             # A bucket keeps only its last offer, so offering the others would be overwritten unseen.
-            bounds = feed.boundaries
-            last: dict[int, int] = {}
-            for i in sampled:
-                last[bisect_left(bounds, values[i])] = i
+            last = {indexes[i]: i for i in sampled}
             sampled = sorted(last.values())
         for i in sampled:
             feed.offer(values[i], times[i], attrs, contexts[i])
