@@ -209,9 +209,20 @@ def start(project: Path, env: Mapping[str, str], log_path: Path, *, config: str 
     """Start ``langgraph dev`` on a free loopback port in ``project`` and wait (bounded) until ``/ok`` answers.
 
     ``env`` is added to a copy of this process's environment without any ``OTEL_*``, ``LANGSMITH_*`` or
-    ``LANGCHAIN_*`` variable (a developer's own settings must not leak in).
+    ``LANGCHAIN_*`` variable (a developer's own settings must not leak in). A port taken between choosing it and
+    the server binding it is retried on another.
     """
     exe = ensure_venv(venv)
+    for attempt in range(3):
+        try:
+            return _start(exe, project, env, log_path, config)
+        except RuntimeError as exc:
+            if attempt == 2 or "address already in use" not in str(exc).lower():
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start(exe: Path, project: Path, env: Mapping[str, str], log_path: Path, config: str) -> LangGraphServer:
     child_env = {k: v for k, v in os.environ.items()
                  if not k.startswith(("OTEL_", "LANGSMITH_", "LANGCHAIN_", "LANGGRAPH_", "VIRTUAL_ENV"))}
     child_env.update(LANGGRAPH_CLI_NO_ANALYTICS="1", LANGSMITH_TRACING="false", PYTHONUNBUFFERED="1",
