@@ -23,7 +23,8 @@ EXPORTS = ("discard", "http", "grpc")
 
 class SpanCounter(Protocol):
     def totals(self) -> dict[str, int]:
-        """Running totals: ``spans`` exported so far, and for real export ``wire_bytes`` and ``proto_bytes``."""
+        """Running totals: ``spans`` exported so far, and for real export (else 0) their ``attributes`` and
+        ``events``, ``wire_bytes`` and ``proto_bytes``."""
         ...
 
 
@@ -52,7 +53,7 @@ class DiscardingExporter(SpanExporter):
         pass
 
     def totals(self) -> dict[str, int]:
-        return {"spans": self.count, "wire_bytes": 0, "proto_bytes": 0}
+        return {"spans": self.count, "attributes": 0, "events": 0, "wire_bytes": 0, "proto_bytes": 0}
 
 
 class ReceiverCounter:

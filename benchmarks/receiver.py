@@ -4,9 +4,9 @@
 
 Serves OTLP/HTTP protobuf (POST to any path, gzip or plain) and OTLP/gRPC on 127.0.0.1, ports chosen by the OS
 and written as JSON ``{"http": PORT, "grpc": PORT}`` to ``--ports-file`` once both listen. ``GET /stats`` answers
-the running totals per protocol (requests, spans, wire bytes, protobuf bytes) as JSON, so the traced process can
-count what really arrived. Runs in its own process, started by run.py and stopped by its pid: its CPU (parsing to
-count spans) is not the traced process's and is never timed. Runs until SIGTERM.
+the running totals per protocol (requests, spans, their attributes and events, wire and protobuf bytes) as JSON,
+so the traced process can count what really arrived. Runs in its own process, started by run.py and stopped by its
+pid: its CPU (parsing to count spans) is not the traced process's and is never timed. Runs until SIGTERM.
 """
 
 from __future__ import annotations
@@ -35,16 +35,20 @@ class Totals:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_protocol: dict[str, dict[str, int]] = {
-            protocol: {"requests": 0, "spans": 0, "wire_bytes": 0, "proto_bytes": 0, "bad_requests": 0}
+            protocol: {"requests": 0, "spans": 0, "attributes": 0, "events": 0, "wire_bytes": 0, "proto_bytes": 0,
+                       "bad_requests": 0}
             for protocol in ("http", "grpc")
         }
 
     def record(self, protocol: str, request: ExportTraceServiceRequest, wire_bytes: int, proto_bytes: int) -> None:
-        spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        spans = [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
         with self._lock:
             totals = self.by_protocol[protocol]
             totals["requests"] += 1
-            totals["spans"] += spans
+            totals["spans"] += len(spans)
+            # What the encoder had to walk: attributes and events weigh most in its CPU time.
+            totals["attributes"] += sum(len(span.attributes) for span in spans)
+            totals["events"] += sum(len(span.events) for span in spans)
             totals["wire_bytes"] += wire_bytes
             totals["proto_bytes"] += proto_bytes
 

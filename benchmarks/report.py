@@ -55,7 +55,7 @@ def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
         cell["sustained_spans_per_call"] = min(c["sustained_spans_per_call"] for c in cells)
         cell["leaked_spans_per_call"] = max(c["leaked_spans_per_call"] for c in cells)
         cell["rss_growth_kib"] = max(c["rss_growth_kib"] for c in cells)
-        for key in ("wire_bytes_per_call", "proto_bytes_per_call"):
+        for key in ("wire_bytes_per_call", "proto_bytes_per_call", "attributes_per_call", "events_per_call"):
             cell[key] = statistics.mean(c.get(key, 0.0) for c in cells)
         exports = [c.get("export_us_per_call") for c in cells]
         cell["export_us_per_call"] = None if None in exports else statistics.mean(exports)  # type: ignore[arg-type]
@@ -113,6 +113,8 @@ def _cell(result: dict[str, Any], reference_us: float) -> dict[str, Any]:
         "spans_per_flush": result.get("pairs_per_group", 0) * result.get("groups_per_flush", 1)
         * result["sustained_spans_per_call"],
         "proto_bytes_per_call": result.get("proto_bytes_per_call", 0.0),
+        "attributes_per_call": result.get("attributes_per_call", 0.0),
+        "events_per_call": result.get("events_per_call", 0.0),
     }
 
 

@@ -52,6 +52,13 @@ def _batch_range(exports: dict[str, dict[str, Any]], workload: str) -> str:
     return f"{min(sizes):.0f}-{max(sizes):.0f}" if sizes else "n/a"
 
 
+def _shape(cell: dict[str, Any]) -> str:
+    spans = cell["sustained_spans_per_call"]
+    if spans <= 0:
+        return "-"
+    return f"{cell['attributes_per_call'] / spans:.1f} / {cell['events_per_call'] / spans:.1f}"
+
+
 def markdown(exports: dict[str, dict[str, Any]]) -> str:
     """The real-export section (empty when the run had no real-export table)."""
     if not exports:
@@ -67,12 +74,13 @@ def markdown(exports: dict[str, dict[str, Any]]) -> str:
         "",
         f"## With real OTLP export ({names})",
         "",
-        "The span-making tracers again, each with the official OTLP exporter (exporter defaults: no compression) "
-        "behind the SDK-default BatchSpanProcessor, sending to a loopback receiver in another process that counts "
-        "and discards. All CPU of the traced process is counted: the calls, the BatchSpanProcessor, protobuf "
-        "encoding and the HTTP or gRPC client, in the flush after each group. Spans and bytes are counted where they "
-        f"arrive, at the receiver. {first['processes']} process(es) per tracer and protocol; priced at the main "
-        "tables' reference baselines. Cells read " + names + ".",
+        "The span-making tracers again, each with the official OTLP exporter (exporter defaults: no compression; "
+        "Langfuse over HTTP with its own, gzip) behind the SDK-default BatchSpanProcessor, sending to a loopback "
+        "receiver in another process that counts and discards. All CPU of the traced process is counted: the calls, "
+        "the BatchSpanProcessor, protobuf encoding and the HTTP or gRPC client, in flushes of a few hundred spans "
+        "after the groups. Spans and bytes are counted where they arrive, at the receiver. "
+        f"{first['processes']} process(es) per tracer and protocol; priced at the main tables' reference "
+        "baselines. Cells read " + names + ".",
         "",
         "### Added µs per span (per LangChain run), real export",
         "",
@@ -92,6 +100,12 @@ def markdown(exports: dict[str, dict[str, Any]]) -> str:
     lines += ["", "### Bytes per span received (encoded protobuf; as sent, if compressed)", "", head, rule]
     for tracer in tracers:
         row = [_per_protocol(exports, tracer, w, _bytes) for w in workloads]
+        lines.append(f"| {LABELS[tracer]} | " + " | ".join(row) + " |")
+    # One protocol suffices: the spans are the same whichever way they travel.
+    shape = {next(iter(exports)): next(iter(exports.values()))}
+    lines += ["", "### Attributes / events per span received (what the encoder walks)", "", head, rule]
+    for tracer in tracers:
+        row = [_per_protocol(shape, tracer, w, _shape) for w in workloads]
         lines.append(f"| {LABELS[tracer]} | " + " | ".join(row) + " |")
     lines += ["", "### Of the added µs per call: the export after the calls (encode and send)", "", head, rule]
     for tracer in tracers:

@@ -184,11 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     if export_jobs:
         export_started = time.monotonic()
         with tempfile.TemporaryDirectory() as tmp:
-            receiver = Receiver(Path(tmp))
             try:
-                export_runs = run_rounds(export_jobs, args.export_processes, args, receiver.endpoints)
-            finally:
-                receiver.stop()
+                receiver = Receiver(Path(tmp))
+            except RuntimeError as error:
+                # The main tables stand on their own; a missing exporter package is the usual cause.
+                error_text = f"{error} (re-run bash benchmarks/setup_peers.sh: the venvs need the OTLP exporters)"
+                export_runs = {job: [{"tracer": job[0], "error": error_text}] for job in export_jobs}
+            else:
+                try:
+                    export_runs = run_rounds(export_jobs, args.export_processes, args, receiver.endpoints)
+                finally:
+                    receiver.stop()
         for protocol in protocols:
             pooled = [report.pool(results) for (_, p), results in export_runs.items() if p == protocol]
             # Priced at the main tables' reference baselines, so a real-export figure reads next to the discarding
