@@ -103,6 +103,9 @@ LC_GRAPH_RESUMED: Final = "langchain.graph.resumed"
 LC_GRAPH_RESUMED_FROM_CHECKPOINT_ID: Final = "langchain.graph.resumed_from.checkpoint_id"
 LC_LINK_TYPE: Final = "langchain.link.type"
 
+# --- log-record events ---------------------------------------------------------------------------------------------
+EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
+
 # --- span events -----------------------------------------------------------------------------------------------------
 EVENT_NEW_TOKEN: Final = "langchain.llm.new_token"
 EVENT_STREAM_EVENT: Final = "langchain.llm.stream_event"

@@ -23,6 +23,7 @@ from otel_callbacks.mapping import values as _values
 from otel_callbacks.runs.context import leave
 
 if TYPE_CHECKING:
+    from otel_callbacks.emit.content_events import ContentEvents
     from otel_callbacks.emit.emitter import Emitter
     from otel_callbacks.emit.metrics import GenAIMetrics
     from otel_callbacks.mapping.content import ContentPolicy
@@ -56,6 +57,7 @@ class EndCallbacks:
     _max_len: int
     _metrics: GenAIMetrics | None
     _latest: bool
+    _content_events: ContentEvents | None
     raise_error: bool
 
     if TYPE_CHECKING:
@@ -125,6 +127,9 @@ class EndCallbacks:
         self._emit.set_attributes(record.span, _values.clip_attributes(attrs, self._max_len))
         if self._capture:
             self._set_json(record, sc.GEN_AI_OUTPUT_MESSAGES, _messages.output_messages(response))
+        if record.content is not None and self._content_events is not None:
+            content = {**record.content, sc.GEN_AI_OUTPUT_MESSAGES: _messages.output_messages(response)}
+            self._content_events.inference(record.span, {**(record.event_attrs or {}), **attrs}, content)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
         try:
@@ -179,6 +184,9 @@ class EndCallbacks:
             if record.recording:
                 span = record.span
                 if not control_flow:
+                    if record.content is not None and self._content_events is not None:
+                        self._content_events.inference(span, {**(record.event_attrs or {}),
+                                                              sc.ERROR_TYPE: _errors.error_type(error)}, record.content)
                     span.set_attribute(sc.ERROR_TYPE, _errors.error_type(error)[: self._max_len])
                     description = _errors.error_description(error, redact=self._policy.redact)
                     span.set_status(Status(StatusCode.ERROR, description))

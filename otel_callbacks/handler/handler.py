@@ -12,7 +12,7 @@ tests do), and each kind of internal failure is logged once. ``test_every_callba
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
@@ -33,6 +33,11 @@ from otel_callbacks.mapping.content import DEFAULT_MAX_VALUE_LENGTH, ContentPoli
 from otel_callbacks.mapping.secrets import MetadataPolicy
 from otel_callbacks.runs.registry import RunRegistry
 
+if TYPE_CHECKING:
+    from opentelemetry._logs import LoggerProvider
+
+    from otel_callbacks.emit.content_events import ContentEvents
+
 _logger = logging.getLogger("otel_callbacks")
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 DEFAULT_MAX_OPEN_RUNS = 10_000
@@ -48,7 +53,8 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
 
     Args:
         tracer_provider: where spans go; the global provider when ``None``.
-        capture_content: record content; ``None`` reads the environment variable (default off).
+        capture_content: record content: ``True`` / ``False``, or a util-genai mode (``SPAN_ONLY``, ``EVENT_ONLY``,
+            ``SPAN_AND_EVENT``, ``NO_CONTENT``); ``None`` reads the environment variable (default off).
         redact: applied to every string of content before it is recorded; if it raises, the content is dropped.
         max_value_length: longest attribute value written (content and metadata), default 16 KiB
             (``OTEL_CALLBACKS_MAX_VALUE_LENGTH``); longer values are cut, JSON stays valid.
@@ -61,6 +67,9 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
             time per output chunk); the global provider when ``None``. No metrics work at all when neither is set.
         metadata_policy: which ``langchain.metadata.*`` keys are exported (``allow``, ``deny``) and which name
             secrets (``secret_keys``); by default every key is, and secret-named ones as ``[REDACTED]``.
+        logger_provider: where content events go (``gen_ai.client.inference.operation.details`` log records, with
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` or ``capture_content`` = ``EVENT_ONLY`` /
+            ``SPAN_AND_EVENT``); the global ``LoggerProvider`` when ``None``.
         provider_spans: ``"suppress"`` (default, ``OTEL_CALLBACKS_PROVIDER_SPANS``): while a model run's own code
             runs, provider instrumentations that honour the ecosystem's suppression keys (util-genai based ones such
             as openai-v2, OpenLLMetry's) make no second span for the same call; ``"keep"``: they do, as children of
@@ -78,7 +87,7 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
         self,
         tracer_provider: TracerProvider | None = None,
         *,
-        capture_content: bool | None = None,
+        capture_content: bool | str | None = None,
         redact: Redactor | None = None,
         max_value_length: int | None = None,
         max_open_runs: int | None = None,
@@ -87,13 +96,21 @@ class OpenTelemetryCallbackHandler(StartCallbacks, EndCallbacks, EventCallbacks,
         meter_provider: MeterProvider | None = None,
         metadata_policy: MetadataPolicy | None = None,
         provider_spans: str | None = None,
+        logger_provider: LoggerProvider | None = None,
     ) -> None:
+        mode = _config.capture_mode(capture_content)
         self._policy = ContentPolicy(
-            capture=_config.capture_content(capture_content),
+            capture=mode != "NO_CONTENT",
             max_length=_config.positive_int(max_value_length, sc.ENV_MAX_VALUE_LENGTH, DEFAULT_MAX_VALUE_LENGTH, 64),
             redact=redact,
         )
-        self._capture = self._policy.capture
+        # Content on spans (SPAN_ONLY, SPAN_AND_EVENT) and as log-record events (EVENT_ONLY, SPAN_AND_EVENT).
+        self._capture = mode == "SPAN_ONLY" or mode == "SPAN_AND_EVENT"
+        self._content_events: ContentEvents | None = None
+        if mode in _config.EVENT_MODES:
+            from otel_callbacks.emit.content_events import ContentEvents  # the logs API only when events are on
+
+            self._content_events = ContentEvents(logger_provider, self._policy)
         self._max_len = self._policy.max_length
         self._max_metadata = max_metadata_attributes
         self._metadata_policy = metadata_policy

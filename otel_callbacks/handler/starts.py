@@ -29,10 +29,30 @@ from otel_callbacks.runs.registry import RunRecord
 from otel_callbacks.runs.suppress import model_run_entries
 
 if TYPE_CHECKING:
+    from otel_callbacks.emit.content_events import ContentEvents
     from otel_callbacks.emit.emitter import Emitter
     from otel_callbacks.mapping.content import ContentPolicy
     from otel_callbacks.mapping.secrets import MetadataPolicy
     from otel_callbacks.runs.registry import RunRegistry
+
+
+_EVENT_ATTR_PREFIXES = ("gen_ai.", "server.")
+
+
+def _model_content(inputs: Any, chat: bool, params: Any) -> dict[str, Any]:
+    """A model run's input content as the conventions shape it, for its content event."""
+    content: dict[str, Any] = {}
+    if chat:
+        system, history = _messages.input_messages(inputs)
+        if system:
+            content[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = system
+    else:
+        history = _messages.prompt_messages(inputs)
+    content[sc.GEN_AI_INPUT_MESSAGES] = history
+    tools = _messages.tool_definitions(params)
+    if tools:
+        content[sc.GEN_AI_TOOL_DEFINITIONS] = tools
+    return content
 
 
 class StartCallbacks:
@@ -52,6 +72,7 @@ class StartCallbacks:
     _suppress_providers: bool
     _graph_aware: bool
     _latest: bool
+    _content_events: ContentEvents | None
     raise_error: bool
 
     if TYPE_CHECKING:
@@ -185,6 +206,9 @@ class StartCallbacks:
         if record is None:
             return
         record.metric_attrs = metric_attrs
+        if record.recording and self._content_events is not None:
+            record.event_attrs = {k: v for k, v in attrs.items() if k.startswith(_EVENT_ATTR_PREFIXES)}
+            record.content = _model_content(inputs, chat, params)
         if record.recording and self._capture:
             if chat:
                 system, history = _messages.input_messages(inputs)

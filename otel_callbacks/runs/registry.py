@@ -54,6 +54,9 @@ class RunRecord:
     thread_id: str | None = None
     interrupt: dict[str, Any] | None = None
     resumed = False
+    # Content events: the model run's GenAI start attributes and its input content, for the event at its end.
+    event_attrs: dict[str, Any] | None = None
+    content: dict[str, Any] | None = None
 
     def __init__(self, span: Span, parent: RunRecord | None, op: str, start_ns: int) -> None:
         self.span = span
