@@ -201,6 +201,15 @@ class TestOutgoing:
             assert request["headers"]["traceparent"] == USER_TRACEPARENT
             assert request["json"]["metadata"][HANDOFF_KEY] == {"traceparent": USER_TRACEPARENT}
 
+    def test_explicit_traceparent_outside_a_trace(self, server: ThreadingHTTPServer,
+                                                  handler: OpenTelemetryCallbackHandler) -> None:
+        """Outside any trace, a traceparent the caller passes is sent as is and handed over in the run metadata."""
+        get_sync_client(url=url_of(server)).runs.create("t1", "fx", input=QUESTION,
+                                                        headers={"traceparent": USER_TRACEPARENT})
+        (request,) = recorded(server)
+        assert request["headers"]["traceparent"] == USER_TRACEPARENT
+        assert request["json"]["metadata"] == {HANDOFF_KEY: {"traceparent": USER_TRACEPARENT}}
+
     def test_baggage_merged_callers_first(self, server: ThreadingHTTPServer,
                                           handler: OpenTelemetryCallbackHandler) -> None:
         """Current baggage is sent; members the caller set themselves keep the caller's values."""

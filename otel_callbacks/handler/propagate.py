@@ -13,7 +13,8 @@ run: that run's span), written by the propagators the application configured (``
 
 Headers the caller set (per call or as the client's defaults) win: if one of the propagators' trace headers is there
 already, none is added, and the run metadata carries the caller's values; baggage members are merged, the caller's
-first. Nothing is added outside a trace (no valid span and no baggage current).
+first. Outside a trace (no valid span and no baggage current) no header is added; a run-creating request whose
+own headers carry a trace context hands that one over.
 
 Nothing here imports ``langgraph_sdk``: :func:`install` wraps the classes at once if the modules are loaded, else the
 moment they are, through an import hook that looks only at those two module names and removes itself once both
@@ -113,15 +114,15 @@ def _add_context(http: Any, path: object, kwargs: dict[str, Any]) -> None:
 
     carrier: dict[str, str] = {}
     inject(carrier)
-    if not carrier:
-        return
     client = getattr(http, "client", None)
     defaults = getattr(client, "headers", None)
     headers, handoff = outgoing_headers(kwargs.get("headers"), defaults if isinstance(defaults, Mapping) else {},
                                         carrier, get_global_textmap().fields)
-    kwargs["headers"] = headers
+    if carrier:
+        kwargs["headers"] = headers
     body = kwargs.get("json")
-    if isinstance(path, str) and body is not None and _RUN_CREATE.search(path.partition("?")[0]):
+    # Outside a trace the hand-off is the trace context the caller's own headers carry, if any.
+    if handoff and body is not None and isinstance(path, str) and _RUN_CREATE.search(path.partition("?")[0]):
         kwargs["json"] = with_handoff(body, handoff)
 
 
