@@ -17,6 +17,7 @@ from otel_callbacks.emit.status import OK
 from otel_callbacks.handler import graph as _graph
 from otel_callbacks.handler.guard import failed, guarded
 from otel_callbacks.mapping import errors as _errors
+from otel_callbacks.mapping import latest as _sc_latest
 from otel_callbacks.mapping import messages as _messages
 from otel_callbacks.mapping import response as _response
 from otel_callbacks.mapping import values as _values
@@ -111,6 +112,8 @@ class EndCallbacks:
     def _model_response(self, record: RunRecord, response: Any) -> None:
         """Usage totals, metrics and the response attributes of a model run that ended."""
         attrs = _response.llm_response_attributes(response)
+        if self._latest:
+            _sc_latest.model_attributes(attrs)
         inp = attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)
         out = attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
         if inp or out:
@@ -125,10 +128,15 @@ class EndCallbacks:
             if record.first_chunk_ns:
                 attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
         self._emit.set_attributes(record.span, _values.clip_attributes(attrs, self._max_len))
+        if not self._capture and record.content is None:
+            return
+        output = _messages.output_messages(response)
+        if self._latest:
+            output = _sc_latest.output_messages(output)
         if self._capture:
-            self._set_json(record, sc.GEN_AI_OUTPUT_MESSAGES, _messages.output_messages(response))
+            self._set_json(record, sc.GEN_AI_OUTPUT_MESSAGES, output)
         if record.content is not None and self._content_events is not None:
-            content = {**record.content, sc.GEN_AI_OUTPUT_MESSAGES: _messages.output_messages(response)}
+            content = {**record.content, sc.GEN_AI_OUTPUT_MESSAGES: output}
             self._content_events.inference(record.span, {**(record.event_attrs or {}), **attrs}, content)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:

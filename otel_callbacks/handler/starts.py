@@ -20,6 +20,7 @@ from otel_callbacks.emit.compat import global_meter_provider_unset
 from otel_callbacks.emit.metrics import METRIC_START_KEYS, GenAIMetrics, metrics_enabled
 from otel_callbacks.handler import graph as _graph
 from otel_callbacks.handler.guard import failed
+from otel_callbacks.mapping import latest as _sc_latest
 from otel_callbacks.mapping import messages as _messages
 from otel_callbacks.mapping import spans as _mapping
 from otel_callbacks.mapping import values as _values
@@ -202,7 +203,7 @@ class StartCallbacks:
         span_name, attrs = _mapping.llm_span(serialized, params, metadata, chat=chat)
         metric_attrs = {k: attrs[k] for k in METRIC_START_KEYS if k in attrs} if self._metrics is not None else None
         record = self._start(run_id, parent_run_id, span_name, SpanKind.CLIENT, op, attrs, "llm", tags, metadata,
-                             lambda: _mapping.llm_request_attributes(params, metadata), suppress)
+                             self._request_attributes(params, metadata), suppress)
         if record is None:
             return
         record.metric_attrs = metric_attrs
@@ -220,6 +221,11 @@ class StartCallbacks:
             tools = _messages.tool_definitions(params)
             if tools:
                 self._set_json(record, sc.GEN_AI_TOOL_DEFINITIONS, tools)
+
+    def _request_attributes(self, params: Any, metadata: Any) -> Callable[[], dict[str, Any]]:
+        if self._latest:
+            return lambda: _sc_latest.model_attributes(_mapping.llm_request_attributes(params, metadata))
+        return lambda: _mapping.llm_request_attributes(params, metadata)
 
     def on_tool_start(
         self, serialized: dict[str, Any] | None, input_str: str, *, run_id: UUID, parent_run_id: UUID | None = None,
