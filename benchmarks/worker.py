@@ -133,8 +133,8 @@ def measure(run: Runner, installed: tracers.Installed, plan: Plan, batch_spans: 
     spans_per_call = _exported(installed, run, [True, False] * 10)["spans"] * 2
     per_call_us = statistics.median(run([False] * 5))
     pairs = max(2, round(plan.group_seconds * 1e6 / per_call_us))
-    # A real export request has a fixed CPU cost (an HTTP request: ~1 ms; a gRPC call: ~0.3 ms) that a busy app's
-    # BatchSpanProcessor pays once per 512 spans; flushing every 25 ms group would send batches of 30-100 spans and
+    # A real export request has a fixed CPU cost (the HTTP request or gRPC call; see README) that a busy app's
+    # BatchSpanProcessor pays once per 512 spans; flushing after every group would send batches of 30-100 spans and
     # charge every tracer alike a per-request cost per call that such an app does not pay.
     per_flush = 1 if batch_spans is None else max(1, int(batch_spans // max(1.0, pairs * spans_per_call)))
     installed.force_flush()
