@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._otlp_receiver import GrpcReceiver, HttpReceiver
 from tests.test_setup import run_script
 
 
@@ -94,3 +95,45 @@ def test_forty_forks_while_a_parent_thread_traces(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     names = _span_names(path)
     assert sorted(n for n in names if n.startswith("child-")) == sorted(f"child-{i}" for i in range(40))
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_forty_forks_while_a_parent_thread_traces_over_otlp(protocol: str) -> None:
+    """The same forty forks with the official OTLP exporter: every child's span reaches the receiver, and the
+    parent's spans keep arriving (a child must not write into the parent's pooled connection)."""
+    receiver_class = GrpcReceiver if protocol == "grpc" else HttpReceiver
+    with receiver_class() as receiver:
+        result = run_script(f"""
+            import os, threading, time
+            from otel_callbacks.setup.tracing import setup_tracing
+
+            provider = setup_tracing(["otlp"], endpoint={receiver.endpoint!r}, protocol={protocol!r})
+            tracer = provider.get_tracer("t")
+            stop = threading.Event()
+
+            def trace():
+                while not stop.is_set():
+                    tracer.start_span("in-parent").end()
+                    time.sleep(0.0002)
+
+            threading.Thread(target=trace, daemon=True).start()
+            time.sleep(0.2)
+            children = []
+            for i in range(40):
+                pid = os.fork()
+                if pid == 0:
+                    stop.set()
+                    tracer.start_span(f"child-{{i}}").end()
+                    os._exit(0 if provider.force_flush(10_000) else 1)
+                children.append(pid)
+                time.sleep(0.01)
+            codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+            stop.set()
+            tracer.start_span("parent-last").end()
+            assert provider.force_flush(10_000)
+            assert codes == [0] * 40, codes
+        """, env={"OTEL_BSP_SCHEDULE_DELAY": "1", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4"}, timeout=180)
+        assert result.returncode == 0, result.stderr[-4000:]
+        names = receiver.span_names()
+    assert sorted(n for n in names if n.startswith("child-")) == sorted(f"child-{i}" for i in range(40))
+    assert "parent-last" in names

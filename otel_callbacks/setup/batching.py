@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from otel_callbacks.setup.forksafe import renew_after_fork
+from otel_callbacks.setup.forksafe import quiesce_at_fork, renew_after_fork
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ EXPORT_FAILED = "export_failed"
 SHUTDOWN = "shutdown"  # still queued (or being exported) when shutdown gave up, or ended after shutdown
 REASONS = (QUEUE_FULL, EXPORT_FAILED, SHUTDOWN)
 WARN_INTERVAL_S = 60.0
+FORK_WAIT_S = 1.0  # longest a fork waits for an export in flight (loopback and LAN exports take milliseconds)
 _HINTS = {
     QUEUE_FULL: "the queue was full: the collector is slower than the application or unreachable (raise "
                 "OTEL_BSP_MAX_QUEUE_SIZE for bursts)",
@@ -160,12 +161,31 @@ class CountingExporter(SpanExporter):
         self.inner = inner
         self._counter = counter
         self._shut_down = threading.Event()
+        self._renew_after_fork()
+        renew_after_fork(self)
+        quiesce_at_fork(self)
+
+    def _renew_after_fork(self) -> None:
+        # Held around each export and across a fork (forksafe.quiesce_at_fork): a child forked while the worker was
+        # inside the gRPC client could never export (gRPC skips its fork handlers then).
+        self._exporting = threading.Lock()
+        self._held_for_fork = False
+
+    def _before_fork(self) -> None:
+        # Bounded: a fork waits for an export in flight on a live collector, never for a dead one's timeout.
+        self._held_for_fork = self._exporting.acquire(timeout=FORK_WAIT_S)
+
+    def _after_fork_in_parent(self) -> None:
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._exporting.release()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self._counter.entering(len(spans))
         ok = False
         try:
-            result = self.inner.export(spans)
+            with self._exporting:
+                result = self.inner.export(spans)
             ok = result is SpanExportResult.SUCCESS
             return result
         finally:

@@ -22,7 +22,7 @@ import os
 import weakref
 from typing import Protocol
 
-__all__ = ["Renewable", "renew_after_fork"]
+__all__ = ["Quiescent", "Renewable", "quiesce_at_fork", "renew_after_fork"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,5 +48,50 @@ def _renew_all() -> None:
             logger.exception("Could not renew the locks of %s after fork", type(owner).__name__)
 
 
+class Quiescent(Protocol):
+    def _before_fork(self) -> None:
+        """Wait (bounded) until no thread is inside this object's work, and keep it so until the fork is done."""
+
+    def _after_fork_in_parent(self) -> None:
+        """Let the parent's threads go on."""
+
+
+# Exporters whose client libraries break in a child forked while another thread is inside them: gRPC skips its own
+# fork handlers then ("Other threads are currently calling into gRPC"), and the child's exports time out (about
+# half of 40 children lost their spans, issue 13). Holding their export lock across the fork keeps threads out.
+_quiesced: weakref.WeakSet[Quiescent] = weakref.WeakSet()
+_held: list[Quiescent] = []
+
+
+def quiesce_at_fork(owner: Quiescent) -> None:
+    """Call ``owner._before_fork()`` before every fork from now on and ``_after_fork_in_parent()`` after it."""
+    _quiesced.add(owner)
+
+
+def _before_fork() -> None:
+    for owner in list(_quiesced):
+        try:
+            owner._before_fork()
+        except Exception:
+            logger.exception("Could not prepare %s for a fork", type(owner).__name__)
+        else:
+            _held.append(owner)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        owner = _held.pop()
+        try:
+            owner._after_fork_in_parent()
+        except Exception:
+            logger.exception("Could not resume %s after a fork", type(owner).__name__)
+
+
+def _after_fork_in_child() -> None:
+    _held.clear()  # the child's owners renew their locks in _renew_all
+    _renew_all()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_all)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
