@@ -187,8 +187,8 @@ def remote_prefix(served: Served, http_path: str) -> list[str]:
 
 
 # The server's graph root, called by RemoteGraph from a client node, inherits the node's langgraph_* metadata
-# (RemoteGraph forwards config metadata), so the mapping names it as a node of a larger graph.
-ROOT_UNDER_NODE = "fx_agent"
+# (RemoteGraph forwards config metadata); it is still the server's root run, so a workflow.
+ROOT_UNDER_NODE = "invoke_workflow fx_agent"
 
 
 class TestOneTrace:

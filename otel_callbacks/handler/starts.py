@@ -139,7 +139,8 @@ class StartCallbacks:
             if self._unsampled_child(run_id, parent_run_id, "chain") is not None:
                 return
             name = _mapping.serialized_name(serialized, kwargs.get("name"))
-            span_name, kind, attrs = _mapping.chain_span(name, metadata, tags, serialized)
+            span_name, kind, attrs = _mapping.chain_span(name, metadata, tags, serialized,
+                                                         root=parent_run_id is None)
             op = attrs.get(sc.GEN_AI_OPERATION_NAME, "chain")
             run_type = kwargs.get("run_type")
             if not isinstance(run_type, str) or not run_type:

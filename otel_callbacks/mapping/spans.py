@@ -210,8 +210,12 @@ def _set_param(attrs: Attributes, key: str, value: Any) -> None:
 _DEFAULT_GRAPH_NAME = "LangGraph"
 
 
-def chain_span(name: str, metadata: Any, tags: Any, serialized: Any) -> tuple[str, SpanKind, Attributes]:
-    """Name, kind and operation attributes of a chain run: an agent, a LangGraph workflow root, or a plain chain."""
+def chain_span(name: str, metadata: Any, tags: Any, serialized: Any, *, root: bool = False,
+               ) -> tuple[str, SpanKind, Attributes]:
+    """Name, kind and operation attributes of a chain run: an agent, a LangGraph workflow root, or a plain chain.
+
+    ``root``: the run has no parent run here; a graph served by a LangGraph server is a root although RemoteGraph
+    forwards the calling node's ``langgraph_*`` metadata with it."""
     meta = metadata if isinstance(metadata, dict) else {}
     if _is_unnamed_agent(name, meta):
         # create_agent without name=: "LangGraph" is LangGraph's default graph name, not the agent's.
@@ -221,7 +225,7 @@ def chain_span(name: str, metadata: Any, tags: Any, serialized: Any) -> tuple[st
             sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
             sc.GEN_AI_AGENT_NAME: name,
         }
-    if meta.get("ls_integration") == "langgraph" and "langgraph_node" not in meta:
+    if meta.get("ls_integration") == "langgraph" and (root or "langgraph_node" not in meta):
         return f"{sc.OP_INVOKE_WORKFLOW} {name}", SpanKind.INTERNAL, {
             sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_WORKFLOW,
             sc.GEN_AI_WORKFLOW_NAME: name,

@@ -17,8 +17,9 @@ Attributes = dict[str, Any]
 
 _CONVERSATION_KEYS = ("thread_id", "session_id", "conversation_id")
 # LangChain's own bookkeeping in run metadata: ``ls_*`` (provider, model, temperature, ... — mapped to gen_ai.*
-# attributes above) and ``lc_versions``. Recording them again per span costs attributes and adds nothing.
-_SKIPPED_METADATA_PREFIXES = ("ls_", "lc_versions")
+# attributes above) and ``lc_versions``; and our trace hand-off to a LangGraph server (runs.handoff: it carries
+# baggage, and is the span's own parent already). Recording them again per span costs attributes and adds nothing.
+_SKIPPED_METADATA_PREFIXES = ("ls_", "lc_versions", "otel_trace_context")
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -90,6 +91,8 @@ def run_attributes(
         for key, value in metadata.items():
             if not isinstance(key, str) or key.startswith(_SKIPPED_METADATA_PREFIXES):
                 continue
+            if key == "checkpoint_ns" and metadata.get("langgraph_checkpoint_ns") == value:
+                continue  # langchain-core's copy of what LangGraph records as langgraph_checkpoint_ns
             decided = verdict(key)
             if decided == DROP:
                 continue
