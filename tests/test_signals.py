@@ -79,7 +79,7 @@ def load_app():
     import otel_callbacks
     from otel_callbacks.setup.tracing import setup_tracing
 
-    if SETUP_AT == "app-import":
+    if SETUP_AT in ("app-import", "app-import-thread"):
         setup_tracing(["file"], file_path=TRACE_FILE)
     handler = otel_callbacks.OpenTelemetryCallbackHandler()
     chain = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: time.sleep(0.3) or x)
@@ -101,6 +101,14 @@ def load_app():
     return App
 
 
+def load_app_in_a_thread():  # as langgraph-api imports graph modules: in a worker thread, uvicorn's handler in place
+    loaded = []
+    loader = threading.Thread(target=lambda: loaded.append(load_app()), name="loader")
+    loader.start()
+    loader.join()
+    return loaded[0]
+
+
 class Draining(ThreadingHTTPServer):
     daemon_threads = False  # so that server_close joins the request threads: uvicorn waits for its connections
 
@@ -117,7 +125,7 @@ class Server:  # uvicorn's signal handling, as its Server.capture_signals and ha
     def run(self):
         original = signal.signal(signal.SIGTERM, self.handle_exit)
         try:
-            app = load_app()  # uvicorn's config.load(), inside capture_signals
+            app = load_app() if SETUP_AT != "app-import-thread" else load_app_in_a_thread()  # uvicorn's config.load()
             http = Draining(("127.0.0.1", 0), app)
             threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}).start()
             print(f"ready {http.server_address[1]}", flush=True)
@@ -279,11 +287,12 @@ class TestServer:
         return proc, answered, _file_span_names(path), err
 
     @pytest.mark.parametrize(("setup_at", "watcher"), [("before-server", "watcher"), ("app-import", "watcher"),
-                                                        ("app-import", "no-watcher")])
+                                                        ("app-import", "no-watcher"), ("app-import-thread", "watcher")])
     def test_graceful_drain_then_flush(self, tmp_path: Path, setup_at: str, watcher: str) -> None:
         """Tracing set up before the server started, or while it loads the app (its handler already installed;
-        also without the Linux watcher): the server still drains (the 10 requests in flight at SIGTERM are
-        answered), every answered request's spans are exported, and the process ends with SIGTERM's status."""
+        also without the Linux watcher; also in a thread, where only signal.raise_signal can be wrapped): the server
+        still drains (the 10 requests in flight at SIGTERM are answered), every answered request's spans are
+        exported, and the process ends with SIGTERM's status."""
         proc, answered, names, err = self._serve_and_terminate(setup_at, tmp_path, watcher)
         requests = {int(n.split("-")[1]) for n in names if n.startswith("request-")}
         print(f"\nserver ({setup_at}, {watcher}): {len(answered)} answered, {len(requests)} request spans, "
@@ -372,19 +381,73 @@ class TestApplicationHandlers:
         assert (result.returncode, result.stdout.strip()) == (0, "alive"), result.stderr
 
 
-def test_setup_off_the_main_thread_installs_nothing() -> None:
-    """Python allows signal handlers only on the main thread: set-up from another thread leaves SIGTERM alone (the
-    exit flush still applies), and set-up on the main thread installs ours."""
+def test_setup_off_the_main_thread_wraps_raise_signal_and_warns_once() -> None:
+    """Python allows signal handlers only on the main thread: set-up from another thread leaves the disposition
+    alone and wraps signal.raise_signal instead; with nothing handling SIGTERM it warns, once, what to do. The
+    wrapper passes other signals, and a SIGTERM that a handler catches, straight through. Set-up on the main thread
+    then installs our handler and puts the interpreter's raise_signal back."""
     code = """
-        import signal, threading
+        import logging, signal, threading
         from otel_callbacks.setup import signals
         from otel_callbacks.setup.tracing import setup_tracing
-        thread = threading.Thread(target=lambda: setup_tracing("none", set_global=False))
-        thread.start(); thread.join()
+        logging.basicConfig(format="%(levelname)s %(message)s")
+        interpreters = signal.raise_signal
+        for _ in range(2):
+            thread = threading.Thread(target=lambda: setup_tracing("none", set_global=False), name="setup-thread")
+            thread.start(); thread.join()
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert signals.raise_signal_wrapped() and signal.raise_signal is not interpreters
+        caught = []
+        signal.signal(signal.SIGUSR2, lambda sig, frame: caught.append(sig))
+        signal.raise_signal(signal.SIGUSR2)
+        signal.signal(signal.SIGTERM, lambda sig, frame: caught.append(sig))
+        signal.raise_signal(signal.SIGTERM)  # caught: nothing to flush for, the wrapper stays
+        assert caught == [signal.SIGUSR2, signal.SIGTERM] and signals.raise_signal_wrapped()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         setup_tracing("none", set_global=False)
-        assert signals.installed()
+        assert signals.installed() and not signals.raise_signal_wrapped() and signal.raise_signal is interpreters
     """
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                             env=_env(), cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, result.stderr
+    assert "outside the main thread (setup-thread)" in warnings[0]
+    assert "otel_callbacks.flush_and_shutdown()" in warnings[0] and "http.app" in warnings[0]
+
+
+THREAD_WORKER = """
+import sys, threading
+from otel_callbacks.setup.tracing import setup_tracing
+
+# Set up in a thread, then a server-like main thread takes SIGTERM over and re-raises it after its shutdown.
+thread = threading.Thread(target=lambda: setup_tracing(["file"], file_path=sys.argv[1]))
+thread.start(); thread.join()
+import signal, time
+from opentelemetry import trace
+
+stop = []
+previous = signal.signal(signal.SIGTERM, lambda sig, frame: stop.append(sig))
+with trace.get_tracer("t").start_as_current_span("pending"):
+    pass
+print("ready", flush=True)
+while not stop:
+    time.sleep(0.02)
+signal.signal(signal.SIGTERM, previous)
+signal.raise_signal(signal.SIGTERM)
+print("survived", flush=True)
+"""
+
+
+def test_server_started_after_a_thread_setup_flushes_at_its_reraise(tmp_path: Path) -> None:
+    """Set-up in a thread, then a handler installed on the main thread that restores the default and re-raises
+    (uvicorn's way): the re-raise flushes the pending span first, and the process still ends with SIGTERM's
+    status."""
+    path = tmp_path / "t.jsonl"
+    with started(THREAD_WORKER, str(path)) as proc:
+        _lines_until(proc, "ready", time.monotonic() + 60)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "survived" not in out
+    assert _file_span_names(path) == ["pending"]

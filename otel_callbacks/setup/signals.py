@@ -21,8 +21,17 @@ current disposition is the default or a Python handler; an ignored signal or one
   the handler does not re-raise (an application that stops its own loop), the process exits normally, after the exit
   flush.
 
+Off the main thread (``langgraph dev`` imports graph modules in a worker thread, after uvicorn installed its
+handler) Python refuses ``signal.signal``. There, and only there, :func:`install` wraps ``signal.raise_signal``
+instead, the call with which uvicorn ends its graceful shutdown: a ``raise_signal(SIGTERM)`` that would kill the
+process (the disposition is the default again) first flushes (bounded), then puts the original function back and
+calls it, so the status is still -15. Every other call passes straight through. This is logged at info level. With
+nothing but the default disposition in place, no server is there to re-raise, so a SIGTERM will lose what is pending:
+that is a warning (once), naming what to do instead. A later set-up on the main thread installs the handler and
+removes the wrapper.
+
 Applications that own their signal handling install their handler after set-up (it replaces ours) and call
-:func:`otel_callbacks.setup.lifecycle.flush_and_shutdown` from it.
+:func:`otel_callbacks.flush_and_shutdown` from it (or from their server's shutdown hook).
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from otel_callbacks.setup.lifecycle import flush_and_shutdown
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["install", "installed"]
+__all__ = ["install", "installed", "raise_signal_wrapped"]
 
 _Handler = Callable[[int, FrameType | None], Any]
 _POLL_S = 0.01  # how often the watcher looks for the re-raised signal; a file read each time
@@ -51,6 +60,10 @@ _installed = False
 _deferred = False  # SIGTERM is blocked on the main thread, waiting for the flush
 _watcher: threading.Thread | None = None
 _at_exit_registered = False
+_signal_raise_signal = signal.raise_signal  # as it was when this module loaded
+_original_raise_signal: Callable[[int], None] | None = None  # what ours wrapped, kept once wrapped
+_wrapping = False  # our wrapper is armed: it flushes once, then passes every call through
+_warned_off_main = False
 
 
 def installed() -> bool:
@@ -58,11 +71,16 @@ def installed() -> bool:
     return signal.getsignal(signal.SIGTERM) is _on_sigterm
 
 
+def raise_signal_wrapped() -> bool:
+    """Whether ``signal.raise_signal`` is our flushing wrapper (set-up ran off the main thread)."""
+    return _wrapping and signal.raise_signal is _flushing_raise_signal
+
+
 def install() -> bool:
     """Install the SIGTERM flush if this thread may and the current disposition allows it; True if ours is in place.
 
-    Called by every set-up; idempotent. Off the main thread Python refuses ``signal.signal``: then nothing changes,
-    and the exit flush alone applies (log at debug level, as the application may well handle the signal itself)."""
+    Called by every set-up; idempotent. Off the main thread Python refuses ``signal.signal``: there
+    ``signal.raise_signal`` is wrapped instead (see the module's docstring) and False is returned."""
     global _previous, _installed, _at_exit_registered
     if os.name != "posix":
         return False  # no SIGTERM worth the name elsewhere
@@ -72,9 +90,9 @@ def install() -> bool:
     if current is signal.SIG_IGN or current is None:
         return False  # ignored on purpose, or handled outside Python: not ours to change
     if threading.current_thread() is not threading.main_thread():
-        logger.debug("SIGTERM flush not installed: set-up ran outside the main thread; call flush_and_shutdown() "
-                     "from your own SIGTERM handling.")
+        _off_main_thread(current)
         return False
+    _unwrap_raise_signal()  # our handler covers it from now on
     _previous = current
     signal.signal(signal.SIGTERM, _on_sigterm)
     _installed = True
@@ -104,6 +122,53 @@ def _flush_then_die(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     _unblock(signum)
     signal.raise_signal(signum)  # the default action: the process ends here, with the status SIGTERM gives
+
+
+def _off_main_thread(current: _Handler | int) -> None:
+    """Set-up off the main thread: wrap ``signal.raise_signal``, and say what that does and does not cover."""
+    global _original_raise_signal, _wrapping, _warned_off_main
+    if not _wrapping:
+        _wrapping = True
+        if signal.raise_signal is not _flushing_raise_signal:
+            _original_raise_signal = signal.raise_signal
+            signal.raise_signal = _flushing_raise_signal
+        if current != signal.SIG_DFL:
+            logger.info("SIGTERM is handled by %r and set-up ran outside the main thread (%s), where no handler can "
+                        "be installed: pending spans are flushed when that handler re-raises SIGTERM with "
+                        "signal.raise_signal (uvicorn does, after its graceful shutdown; signal.raise_signal is "
+                        "wrapped for that), or at interpreter exit. If it ends the process otherwise, call "
+                        "otel_callbacks.flush_and_shutdown() from the application's shutdown.",
+                        current, threading.current_thread().name)
+    if current == signal.SIG_DFL and not _warned_off_main:
+        _warned_off_main = True
+        logger.warning("Tracing was set up outside the main thread (%s), where Python cannot install a SIGTERM "
+                       "handler, and nothing handles SIGTERM yet: unless a server that re-raises it with "
+                       "signal.raise_signal (uvicorn) takes it over, a SIGTERM will end the process without flushing "
+                       "pending spans. Set tracing up in the main thread (for a LangGraph server: in the module of "
+                       "its http.app), or call otel_callbacks.flush_and_shutdown() from the application's shutdown.",
+                       threading.current_thread().name)
+
+
+def _flushing_raise_signal(signum: int, /) -> None:
+    """``signal.raise_signal``, wrapped by otel-callbacks because tracing was set up off the main thread: a SIGTERM
+    raised with the default disposition (which would end the process without atexit) first flushes pending spans,
+    metrics and log records, bounded, then the original function is put back and called. Other calls pass through."""
+    original = _original_raise_signal or _signal_raise_signal
+    if _wrapping and signum == signal.SIGTERM and signal.getsignal(signum) == signal.SIG_DFL:
+        _unwrap_raise_signal()
+        try:
+            flush_and_shutdown()
+        except Exception:  # a failing flush must not keep the process alive
+            logger.exception("Error while flushing at SIGTERM")
+    original(signum)
+
+
+def _unwrap_raise_signal() -> None:
+    global _wrapping
+    _wrapping = False
+    # Someone may have wrapped it after us: then theirs stays, and ours, still inside it, passes calls through.
+    if _original_raise_signal is not None and signal.raise_signal is _flushing_raise_signal:
+        signal.raise_signal = _original_raise_signal
 
 
 def _defer(signum: int) -> None:
