@@ -8,7 +8,7 @@ This walks the parsed dicts once and keeps only what the tree shows (ids, name, 
 It must accept and reject exactly the lines protobuf's parser does, or ``view`` and ``send`` would disagree about
 which lines are malformed. So every field the parser would read is checked here the way it checks it, for the shapes
 writers actually produce (hex ids, integer enums, int64 as decimal strings, ...); at anything else (base64 ids, enum
-names, a field under its proto name, bytes values, unpaired surrogates, a non-finite double, a value of a type we
+names, a field under its proto name, bytes values, surrogates, a non-finite double, a value of a type we
 do not check) :class:`Unsure` is raised and the caller decodes that line with the protobuf decoder, which then
 decides, with its own error message.
 """
@@ -20,50 +20,33 @@ from collections.abc import Container
 from types import MappingProxyType
 from typing import Any
 
+from otel_callbacks.cli.otlp_fields import (
+    ANY_VALUE,
+    EVENT,
+    FIELD_NAMES,
+    KEY_VALUE,
+    LINK,
+    REQUEST,
+    RESOURCE,
+    RESOURCE_SPANS,
+    SCOPE,
+    SCOPE_SPANS,
+    SPAN,
+    SPAN_COMMON,
+    STATUS,
+    VALUES,
+)
 from otel_callbacks.cli.tree import SERVICE_NAME, SHOWN_KEYS, SpanRecord
 
 _HEX = "0123456789abcdefABCDEF"
 _NO_ATTRIBUTES: Any = MappingProxyType({})
-# The parser rejects unpaired surrogates in string fields. A surrogate is not ASCII, and str.isascii() reads a flag,
-# so only non-ASCII strings pay for the search.
-_SURROGATE = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
+# The parser rejects strings with surrogates (unpaired ones itself, paired ones when encoding them as UTF-8); the
+# walker leaves any string holding one to it. A surrogate is not ASCII, and str.isascii() reads a flag, so only
+# non-ASCII strings pay for the search.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_DEPTH = 16  # nesting of array/kvlist values handled here; deeper ones go to the parser and its depth limit
 
 _U32, _U64, _I64 = 1 << 32, 1 << 64, 1 << 63
-
-# Keys handled per message (OTLP/JSON names). Every other field name of any OTLP trace message, in either spelling
-# and in any opentelemetry-proto version we support, makes the walker unsure; keys that name no field at all are
-# ignored, as the parser (with ignore_unknown_fields) ignores them. tests/test_view_decode.py checks this list
-# against the installed descriptors.
-_REQUEST = frozenset({"resourceSpans"})
-_RESOURCE_SPANS = frozenset({"resource", "scopeSpans", "schemaUrl"})
-_RESOURCE = frozenset({"attributes", "droppedAttributesCount"})
-_SCOPE_SPANS = frozenset({"scope", "spans", "schemaUrl"})
-_SCOPE = frozenset({"name", "version", "attributes", "droppedAttributesCount"})
-_SPAN = frozenset({"traceId", "spanId", "traceState", "parentSpanId", "flags", "name", "kind", "startTimeUnixNano",
-                   "endTimeUnixNano", "attributes", "droppedAttributesCount", "events", "droppedEventsCount",
-                   "links", "droppedLinksCount", "status"})
-# The span fields every span of ours has (or may have, like the parent id); others are checked by _span_rest.
-_SPAN_COMMON = frozenset({"traceId", "spanId", "parentSpanId", "flags", "name", "kind", "startTimeUnixNano",
-                          "endTimeUnixNano", "attributes", "status"})
-_EVENT = frozenset({"timeUnixNano", "name", "attributes", "droppedAttributesCount"})
-_LINK = frozenset({"traceId", "spanId", "traceState", "attributes", "droppedAttributesCount", "flags"})
-_STATUS = frozenset({"message", "code"})
-_KEY_VALUE = frozenset({"key", "value"})
-_VALUES = frozenset({"values"})
-_ANY_VALUE = frozenset({"stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue"})
-FIELD_NAMES = frozenset({
-    "resourceSpans", "resource_spans", "resource", "scopeSpans", "scope_spans", "schemaUrl", "schema_url",
-    "attributes", "droppedAttributesCount", "dropped_attributes_count", "entityRefs", "entity_refs",
-    "scope", "spans", "name", "version", "traceId", "trace_id", "spanId", "span_id", "traceState", "trace_state",
-    "parentSpanId", "parent_span_id", "flags", "kind", "startTimeUnixNano", "start_time_unix_nano",
-    "endTimeUnixNano", "end_time_unix_nano", "events", "droppedEventsCount", "dropped_events_count", "links",
-    "droppedLinksCount", "dropped_links_count", "status", "timeUnixNano", "time_unix_nano", "message", "code",
-    "key", "value", "keyStrindex", "key_strindex", "values", "stringValue", "string_value", "boolValue",
-    "bool_value", "intValue", "int_value", "doubleValue", "double_value", "arrayValue", "array_value",
-    "kvlistValue", "kvlist_value", "bytesValue", "bytes_value", "stringValueStrindex", "string_value_strindex",
-    "type", "idKeys", "id_keys", "descriptionKeys", "description_keys",
-})
 
 
 class Unsure(Exception):
@@ -78,24 +61,24 @@ def records_from_data(data: Any) -> list[SpanRecord]:
     """
     if type(data) is not dict or "resourceSpans" not in data:
         raise Unsure
-    _fields(data, _REQUEST)
+    _fields(data, REQUEST)
     records: list[SpanRecord] = []
     for resource_spans in _list(data["resourceSpans"]):
-        _fields(_dict(resource_spans), _RESOURCE_SPANS)
+        _fields(_dict(resource_spans), RESOURCE_SPANS)
         _string(resource_spans.get("schemaUrl"))
         service = None
         resource = resource_spans.get("resource")
         if resource is not None:
-            _fields(_dict(resource), _RESOURCE)
+            _fields(_dict(resource), RESOURCE)
             _uint(resource.get("droppedAttributesCount"), _U32)
             value = _attributes(resource.get("attributes"), (SERVICE_NAME,)).get(SERVICE_NAME)
             service = str(value) if value is not None else None
         for scope_spans in _list(resource_spans.get("scopeSpans")):
-            _fields(_dict(scope_spans), _SCOPE_SPANS)
+            _fields(_dict(scope_spans), SCOPE_SPANS)
             _string(scope_spans.get("schemaUrl"))
             scope = scope_spans.get("scope")
             if scope is not None:
-                _fields(_dict(scope), _SCOPE)
+                _fields(_dict(scope), SCOPE)
                 _string(scope.get("name"))
                 _string(scope.get("version"))
                 _uint(scope.get("droppedAttributesCount"), _U32)
@@ -107,8 +90,8 @@ def records_from_data(data: Any) -> list[SpanRecord]:
 def _span(span: Any, service: str | None) -> SpanRecord:
     if type(span) is not dict:
         raise Unsure
-    if not _SPAN_COMMON.issuperset(span):
-        _fields(span, _SPAN)
+    if not SPAN_COMMON.issuperset(span):
+        _fields(span, SPAN)
         _span_rest(span)
     get = span.get
     trace_id = _id(get("traceId"), 32)
@@ -132,7 +115,7 @@ def _span(span: Any, service: str | None) -> SpanRecord:
     code, message = 0, ""
     status = get("status")
     if status:
-        _fields(_dict(status), _STATUS)
+        _fields(_dict(status), STATUS)
         message = _string(status.get("message"))
         code = status.get("code")
         if code is None:
@@ -153,13 +136,13 @@ def _span_rest(span: dict[str, Any]) -> None:
     for key in ("droppedAttributesCount", "droppedEventsCount", "droppedLinksCount"):
         _uint(get(key), _U32)
     for event in _list(get("events")):
-        _fields(_dict(event), _EVENT)
+        _fields(_dict(event), EVENT)
         _uint(event.get("timeUnixNano"), _U64)
         _string(event.get("name"))
         _uint(event.get("droppedAttributesCount"), _U32)
         _attributes(event.get("attributes"), ())
     for link in _list(get("links")):
-        _fields(_dict(link), _LINK)
+        _fields(_dict(link), LINK)
         for key, length in (("traceId", 32), ("spanId", 16)):
             value = link.get(key)
             if value is not None and value != "":
@@ -191,7 +174,7 @@ def _attributes(value: Any, keep: Container[str], depth: int = 0) -> dict[str, A
         if type(kv) is not dict:
             raise Unsure
         if len(kv) != 2 or "key" not in kv or "value" not in kv:
-            _fields(kv, _KEY_VALUE)
+            _fields(kv, KEY_VALUE)
         key = kv.get("key")
         key = "" if key is None else _string(key)
         converted = _any(kv.get("value"), depth)
@@ -209,13 +192,13 @@ def _any(value: Any, depth: int) -> Any:
     if len(value) == 1:
         for kind in value:
             item = value[kind]
-        if kind not in _ANY_VALUE:
-            if kind in FIELD_NAMES or kind[:1] == "[":  # bytes, string-table indexes, a proto name, an extension
+        if kind not in ANY_VALUE:  # bytes, string-table indexes, a proto name, an extension, or no field at all
+            if kind in FIELD_NAMES or kind[:1] == "[" or _odd_key(kind):
                 raise Unsure
             return None  # a key naming no field: the parser ignores it and the value stays unset
     else:
-        _fields(value, _ANY_VALUE)
-        present = [kind for kind in _ANY_VALUE if value.get(kind) is not None]
+        _fields(value, ANY_VALUE)
+        present = [kind for kind in ANY_VALUE if value.get(kind) is not None]
         if not present:
             return None
         if len(present) > 1:
@@ -246,7 +229,7 @@ def _any(value: Any, depth: int) -> Any:
         return item
     if depth < _MAX_DEPTH and kind_type is dict:
         if kind == "arrayValue":
-            _fields(item, _VALUES)
+            _fields(item, VALUES)
             values = []
             for element in _list(item.get("values")):
                 if element is None:  # a null element of a repeated field is a parse error
@@ -259,7 +242,7 @@ def _any(value: Any, depth: int) -> Any:
                 values.append(_any(element, depth + 1))
             return tuple(values)
         if kind == "kvlistValue":
-            _fields(item, _VALUES)
+            _fields(item, VALUES)
             return _attributes(item.get("values"), _EVERY_KEY, depth + 1)
     raise Unsure
 
@@ -278,8 +261,13 @@ def _fields(obj: dict[str, Any], handled: frozenset[str]) -> None:
     if handled.issuperset(obj):
         return
     for key in obj:
-        if key not in handled and (key in FIELD_NAMES or key[:1] == "["):  # even null: it clears a field we read
-            raise Unsure
+        if key not in handled and (key in FIELD_NAMES or key[:1] == "[" or _odd_key(key)):
+            raise Unsure  # even for null: it clears a field
+
+
+def _odd_key(key: str) -> bool:
+    # protobuf looks every key up by name, and a key with a surrogate fails in that lookup rather than being ignored
+    return not key.isascii() and _SURROGATE.search(key) is not None
 
 
 def _dict(value: Any) -> dict[str, Any]:
