@@ -222,15 +222,30 @@ def start(project: Path, env: Mapping[str, str], log_path: Path, *, config: str 
     raise AssertionError("unreachable")
 
 
-def _start(exe: Path, project: Path, env: Mapping[str, str], log_path: Path, config: str) -> LangGraphServer:
+def start_reloading(project: Path, env: Mapping[str, str], log_path: Path, *, config: str = "langgraph.json",
+                    venv: Path | None = None) -> LangGraphServer:
+    """As :func:`start`, but with ``langgraph dev``'s default file watching (no ``--no-reload``): uvicorn's reloader
+    then serves from a child process of its own, which it stops with SIGTERM when it is stopped itself."""
+    exe = ensure_venv(venv)
+    for attempt in range(3):
+        try:
+            return _start(exe, project, env, log_path, config, reload=True)
+        except RuntimeError as exc:
+            if attempt == 2 or "address already in use" not in str(exc).lower():
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start(exe: Path, project: Path, env: Mapping[str, str], log_path: Path, config: str, *,
+           reload: bool = False) -> LangGraphServer:
     child_env = {k: v for k, v in os.environ.items()
                  if not k.startswith(("OTEL_", "LANGSMITH_", "LANGCHAIN_", "LANGGRAPH_", "VIRTUAL_ENV"))}
     child_env.update(LANGGRAPH_CLI_NO_ANALYTICS="1", LANGSMITH_TRACING="false", PYTHONUNBUFFERED="1",
                      PATH=f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     child_env.update(env)
     port = _free_port()
-    cmd = [str(exe), "dev", "--host", LOOPBACK, "--port", str(port), "--no-browser", "--no-reload",
-           "--config", config]
+    cmd = [str(exe), "dev", "--host", LOOPBACK, "--port", str(port), "--no-browser",
+           *(() if reload else ("--no-reload",)), "--config", config]
     started = time.monotonic()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=project, env=child_env, stdout=log, stderr=subprocess.STDOUT,
