@@ -337,6 +337,28 @@ class TestFastPath:
         assert tpoc.count == len(chunks) - 1 and not mhandler._metrics._held
         assert "gen_ai.response.model" not in tpoc.attributes
 
+    def test_chunk_sink_records_what_the_per_chunk_path_records(self, meter_provider, reader) -> None:
+        """The sink a stream's steady state can call instead of the per-chunk path: the span sink gets every stamp,
+        each call is one gap from ``last_chunk_ns``, which it advances as the per-chunk path does."""
+        import time
+
+        from opentelemetry.trace import INVALID_SPAN
+
+        from otel_callbacks.runs.registry import RunRecord
+
+        metrics = GenAIMetrics(meter_provider, experimental=False)
+        record = RunRecord(INVALID_SPAN, None, "chat", time.monotonic_ns())
+        record.metric_attrs = dict(ATTRS)
+        record.first_chunk_ns = record.last_chunk_ns = time.monotonic_ns()
+        stamps: list[int] = []
+        sink = metrics.chunk_sink(record, stamps.append)
+        for stamp in range(5):
+            sink(stamp)
+        assert stamps == [0, 1, 2, 3, 4] and record.last_chunk_ns > record.first_chunk_ns
+        metrics.model_end(record.metric_attrs, 0.5, {}, None, 0.01)
+        (tpoc,) = points(reader, "gen_ai.client.operation.time_per_output_chunk")
+        assert tpoc.count == 5 and 0 < tpoc.sum < 1
+
     def test_streams_that_never_end_are_bounded(self, meter_provider, reader) -> None:
         metrics = GenAIMetrics(meter_provider, experimental=False)
         open_runs = [dict(ATTRS, run=i) for i in range(metrics_module.MAX_OPEN_STREAMS + 1)]

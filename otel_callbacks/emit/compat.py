@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 import sys
 from bisect import bisect_left
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from functools import partial, reduce
 from importlib import metadata
+from operator import add
 from typing import Any
 
 from opentelemetry import context as context_api
@@ -198,6 +200,9 @@ child_span_context: Callable[[SpanContext, int], SpanContext] = _pick_child_cont
 
 # --- SDK metrics ----------------------------------------------------------------------------------------------------
 _SDK_METRICS = "opentelemetry.sdk.metrics._internal"
+# What HistogramFeed reads and writes on an explicit-bucket histogram aggregation.
+_AGGREGATION_FIELDS = ("_lock", "_value", "_sum", "_min", "_max", "_record_min_max", "_boundaries", "_reservoir",
+                       "_get_empty_bucket_counts")
 
 
 class HistogramFeed:
@@ -208,7 +213,6 @@ class HistogramFeed:
     """
 
     def __init__(self, histogram: Any, storages: Any, aggregations: list[Any], exemplar_filter: Any) -> None:
-        self.histogram = histogram
         self.storages = storages
         self.consumer = histogram._measurement_consumer
         self.enabled: Callable[[], bool] | None = getattr(histogram, "_is_enabled", None)  # SDK >= 1.40
@@ -249,22 +253,20 @@ class HistogramFeed:
                 counts[bisect_left(agg._boundaries, value)] += 1
 
     def aggregate(self, values: Sequence[float]) -> list[int]:
-        """:meth:`add` for each of ``values`` in order, one lock per aggregation; each value's index in
-        :attr:`boundaries`."""
+        """:meth:`add` for each value in order, one lock per aggregation; the values' indexes in :attr:`boundaries`."""
         bounds = self.boundaries
-        indexes = [bisect_left(bounds, value) for value in values]
+        indexes = list(map(partial(bisect_left, bounds), values))
         for agg in self.aggregations:
-            own = indexes if agg._boundaries == bounds else [bisect_left(agg._boundaries, v) for v in values]
+            own = indexes if agg._boundaries == bounds else list(map(partial(bisect_left, agg._boundaries), values))
+            per_bucket = Counter(own)
             with agg._lock:
                 counts = agg._value
                 if counts is None:
                     counts = agg._value = agg._get_empty_bucket_counts()
-                total = agg._sum
-                for value in values:  # one by one, as the SDK adds them: a float sum depends on the order
-                    total += value
-                agg._sum = total
-                for index in own:
-                    counts[index] += 1
+                # one by one, as the SDK adds them (a float sum depends on the order; sum() compensates on 3.12+)
+                agg._sum = reduce(add, values, agg._sum)
+                for index, n in per_bucket.items():
+                    counts[index] += n
                 if agg._record_min_max:
                     agg._min = min(agg._min, min(values))
                     agg._max = max(agg._max, max(values))
@@ -314,7 +316,7 @@ def histogram_feed(histogram: Any, attributes: dict[str, Any]) -> HistogramFeed 
                 keys = match._view._attribute_keys
                 view_attrs = attributes if keys is None else {k: v for k, v in attributes.items() if k in keys}
                 agg = match._attributes_aggregation.get(key_of(view_attrs))
-                if type(agg) is not histogram_aggregation:
+                if type(agg) is not histogram_aggregation or not all(hasattr(agg, f) for f in _AGGREGATION_FIELDS):
                     return None
                 found.append(agg)
         return HistogramFeed(histogram, storages, found, consumer._sdk_config.exemplar_filter)

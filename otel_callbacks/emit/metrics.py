@@ -11,7 +11,8 @@ happens.
 
 from __future__ import annotations
 
-from time import time_ns
+from collections.abc import Callable
+from time import monotonic_ns, time_ns
 from typing import Any, Final
 
 from opentelemetry import metrics
@@ -185,6 +186,21 @@ class GenAIMetrics:
         gaps.append((seconds, time_ns(), get_current_context()))
         if len(gaps) >= MAX_HELD_GAPS:
             self._record_held(self._held.pop(id(attrs)))
+
+    def chunk_sink(self, record: Any, span_sink: Callable[[int], None]) -> Callable[[int], None]:
+        """``span_sink`` (which takes a chunk's event timestamp) that also records the chunk's gap, for a stream past
+        its first chunk whose chunks need nothing else: what the handler's per-chunk path does for such a chunk,
+        reading and writing ``record.last_chunk_ns`` (monotonic) as it does."""
+        attrs = record.metric_attrs
+        gap = self.chunk_gap
+
+        def sink(stamp: int) -> None:
+            span_sink(stamp)
+            now = monotonic_ns()
+            gap(attrs, (now - record.last_chunk_ns) / 1e9)
+            record.last_chunk_ns = now
+
+        return sink
 
     def flush(self) -> None:
         """Record every held chunk gap now (streams that may never end; before a final collection)."""

@@ -6,8 +6,8 @@ sets over and over, so :class:`FastHistogram` lets the SDK do all that for an at
 feeds later values straight into the aggregations it found (``compat.histogram_feed``): the same values, counts,
 buckets, min/max, sums added in the same order, and exemplars offered exactly as the SDK offers them.
 
-Anything the feed does not cover (an unproven SDK, a view with another aggregation, a delta reader, a negative or
-non-finite value, an unhashable attribute) goes through the public ``record()`` instead, so no value is lost.
+Anything the feed does not cover (an unproven SDK, a view with another aggregation, a delta reader on SDK >= 1.40,
+a negative or non-finite value, an unhashable attribute) goes through the public ``record()``, so no value is lost.
 """
 
 from __future__ import annotations
@@ -131,23 +131,16 @@ class FastHistogram:
     def _offer_exemplars(self, feed: compat.HistogramFeed, values: Sequence[float], times: Sequence[int],
                          contexts: Sequence[Context], attrs: dict[str, Any], indexes: list[int]) -> None:
         sample = self._memo.sample
-        if feed.context_only:  # asked once per run of equal contexts (a stream's gaps share one)
-            sampled: list[int] = []
-            last_ctx: Any = _MISSING
-            decision = False
-            for i, ctx in enumerate(contexts):
-                if ctx is not last_ctx:
-                    last_ctx = ctx
-                    decision = sample(feed, values[i], times[i], attrs, ctx)
-                if decision:
-                    sampled.append(i)
+        n = len(values)
+        if feed.context_only and contexts.count(contexts[0]) == n:  # equal contexts, as a stream's gaps have
+            sampled: Sequence[int] = range(n) if sample(feed, values[0], times[0], attrs, contexts[0]) else ()
         else:
             sampled = [i for i, ctx in enumerate(contexts) if sample(feed, values[i], times[i], attrs, ctx)]
         if not sampled:
             return
         if feed.last_per_bucket:
             # A bucket keeps only its last offer, so offering the others would be overwritten unseen.
-            last = {indexes[i]: i for i in sampled}
+            last = dict(zip(indexes, range(n), strict=True)) if len(sampled) == n else {indexes[i]: i for i in sampled}
             sampled = sorted(last.values())
         for i in sampled:
             feed.offer(values[i], times[i], attrs, contexts[i])
