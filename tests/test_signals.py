@@ -79,7 +79,7 @@ def load_app():
     import otel_callbacks
     from otel_callbacks.setup.tracing import setup_tracing
 
-    if SETUP_AT in ("app-import", "app-import-thread"):
+    if SETUP_AT in ("app-import", "app-import-thread", "before-server+app-import-thread"):
         setup_tracing(["file"], file_path=TRACE_FILE)
     handler = otel_callbacks.OpenTelemetryCallbackHandler()
     chain = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: time.sleep(0.3) or x)
@@ -125,7 +125,7 @@ class Server:  # uvicorn's signal handling, as its Server.capture_signals and ha
     def run(self):
         original = signal.signal(signal.SIGTERM, self.handle_exit)
         try:
-            app = load_app() if SETUP_AT != "app-import-thread" else load_app_in_a_thread()  # uvicorn's config.load()
+            app = load_app_in_a_thread() if SETUP_AT.endswith("-thread") else load_app()  # uvicorn's config.load()
             http = Draining(("127.0.0.1", 0), app)
             threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}).start()
             print(f"ready {http.server_address[1]}", flush=True)
@@ -139,7 +139,7 @@ class Server:  # uvicorn's signal handling, as its Server.capture_signals and ha
             signal.raise_signal(sig)
 
 
-if SETUP_AT == "before-server":
+if SETUP_AT.startswith("before-server"):
     from otel_callbacks.setup.tracing import setup_tracing
 
     setup_tracing(["file"], file_path=TRACE_FILE)
@@ -287,12 +287,13 @@ class TestServer:
         return proc, answered, _file_span_names(path), err
 
     @pytest.mark.parametrize(("setup_at", "watcher"), [("before-server", "watcher"), ("app-import", "watcher"),
-                                                        ("app-import", "no-watcher"), ("app-import-thread", "watcher")])
+                                                        ("app-import", "no-watcher"), ("app-import-thread", "watcher"),
+                                                        ("before-server+app-import-thread", "watcher")])
     def test_graceful_drain_then_flush(self, tmp_path: Path, setup_at: str, watcher: str) -> None:
         """Tracing set up before the server started, or while it loads the app (its handler already installed;
-        also without the Linux watcher; also in a thread, where only signal.raise_signal can be wrapped): the server
-        still drains (the 10 requests in flight at SIGTERM are answered), every answered request's spans are
-        exported, and the process ends with SIGTERM's status."""
+        also without the Linux watcher; also in a thread, where only signal.raise_signal can be wrapped, alone or
+        after a set-up before the server started): the server still drains (the 10 requests in flight at SIGTERM
+        are answered), every answered request's spans are exported, and the process ends with SIGTERM's status."""
         proc, answered, names, err = self._serve_and_terminate(setup_at, tmp_path, watcher)
         requests = {int(n.split("-")[1]) for n in names if n.startswith("request-")}
         print(f"\nserver ({setup_at}, {watcher}): {len(answered)} answered, {len(requests)} request spans, "

@@ -121,6 +121,7 @@ def _flush_then_die(signum: int) -> None:
         logger.exception("Error while flushing at SIGTERM")
     signal.signal(signum, signal.SIG_DFL)
     _unblock(signum)
+    _unwrap_raise_signal()  # a later set-up off the main thread may have wrapped it: flushed already
     signal.raise_signal(signum)  # the default action: the process ends here, with the status SIGTERM gives
 
 
