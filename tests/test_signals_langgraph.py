@@ -1,4 +1,4 @@
-"""SIGTERM flushes (issue 13, item 4) on a real ``langgraph dev`` server whose graph module sets tracing up.
+"""SIGTERM flushes (issue 13, item 4) when tracing is set up off the main thread, as in a langgraph dev graph.
 
 langgraph-api imports graph modules in a worker thread of its event loop, after uvicorn installed its SIGTERM handler,
 so ``signal.signal`` is refused there and no handler of ours can be installed. uvicorn's graceful shutdown then puts
@@ -11,7 +11,9 @@ which it stops with SIGTERM and which re-raises it the same way (0 of 9 spans be
 
 The server runs a small project written to the test's directory (its graph module calls ``setup_tracing`` the way a
 user would), in the virtualenv of :mod:`tests._langgraph_server`, on 127.0.0.1, stopped by its pid (and the
-reloader's child by its own, should it outlive the reloader).
+reloader's child by its own, should it outlive the reloader). The last tests need no server: set-up in a thread
+wraps ``raise_signal`` and warns when nothing handles SIGTERM, and a handler installed on the main thread afterwards
+that re-raises, as uvicorn's does, gets the flush.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -29,6 +34,7 @@ import pytest
 from langgraph_sdk import get_sync_client
 
 from tests import _langgraph_server
+from tests.test_signals import ROOT, _env, _file_span_names, _lines_until, started
 
 GRAPH = '''
 import os
@@ -137,3 +143,77 @@ def test_graph_module_setup_exports_every_span_at_sigterm(tmp_path: Path, reload
           f"spans exported, exit {status}, stop {server.stop_seconds:.2f} s")
     assert sorted(sorted(names) for names in traces.values()) == [TRACE] * RUNS
     assert "re-raises SIGTERM with signal.raise_signal" in text  # what set-up did is said at info level
+
+
+# Off the main thread without a real server: what is wrapped, what is said, and a server that comes later.
+
+def test_setup_off_the_main_thread_wraps_raise_signal_and_warns_once() -> None:
+    """Python allows signal handlers only on the main thread: set-up from another thread leaves the disposition
+    alone and wraps signal.raise_signal instead; with nothing handling SIGTERM it warns, once, what to do. The
+    wrapper passes other signals, and a SIGTERM that a handler catches, straight through. Set-up on the main thread
+    then installs our handler and puts the interpreter's raise_signal back."""
+    code = """
+        import logging, signal, threading
+        from otel_callbacks.setup import signals
+        from otel_callbacks.setup.tracing import setup_tracing
+        logging.basicConfig(format="%(levelname)s %(message)s")
+        interpreters = signal.raise_signal
+        for _ in range(2):
+            thread = threading.Thread(target=lambda: setup_tracing("none", set_global=False), name="setup-thread")
+            thread.start(); thread.join()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert signals.raise_signal_wrapped() and signal.raise_signal is not interpreters
+        caught = []
+        signal.signal(signal.SIGUSR2, lambda sig, frame: caught.append(sig))
+        signal.raise_signal(signal.SIGUSR2)
+        signal.signal(signal.SIGTERM, lambda sig, frame: caught.append(sig))
+        signal.raise_signal(signal.SIGTERM)  # caught: nothing to flush for, the wrapper stays
+        assert caught == [signal.SIGUSR2, signal.SIGTERM] and signals.raise_signal_wrapped()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        setup_tracing("none", set_global=False)
+        assert signals.installed() and not signals.raise_signal_wrapped() and signal.raise_signal is interpreters
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            env=_env(), cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, result.stderr
+    assert "outside the main thread (setup-thread)" in warnings[0]
+    assert "otel_callbacks.flush_and_shutdown()" in warnings[0] and "http.app" in warnings[0]
+
+
+THREAD_WORKER = """
+import sys, threading
+from otel_callbacks.setup.tracing import setup_tracing
+
+# Set up in a thread, then a server-like main thread takes SIGTERM over and re-raises it after its shutdown.
+thread = threading.Thread(target=lambda: setup_tracing(["file"], file_path=sys.argv[1]))
+thread.start(); thread.join()
+import signal, time
+from opentelemetry import trace
+
+stop = []
+previous = signal.signal(signal.SIGTERM, lambda sig, frame: stop.append(sig))
+with trace.get_tracer("t").start_as_current_span("pending"):
+    pass
+print("ready", flush=True)
+while not stop:
+    time.sleep(0.02)
+signal.signal(signal.SIGTERM, previous)
+signal.raise_signal(signal.SIGTERM)
+print("survived", flush=True)
+"""
+
+
+def test_server_started_after_a_thread_setup_flushes_at_its_reraise(tmp_path: Path) -> None:
+    """Set-up in a thread, then a handler installed on the main thread that restores the default and re-raises
+    (uvicorn's way): the re-raise flushes the pending span first, and the process still ends with SIGTERM's
+    status."""
+    path = tmp_path / "t.jsonl"
+    with started(THREAD_WORKER, str(path)) as proc:
+        _lines_until(proc, "ready", time.monotonic() + 60)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "survived" not in out
+    assert _file_span_names(path) == ["pending"]
