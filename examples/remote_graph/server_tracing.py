@@ -1,10 +1,10 @@
 """Tracing for the LangGraph server process, set up once by whichever module the server imports first.
 
-Import it from the web app module when there is one (``webapp.py``): the server imports that in its main thread,
-before its own signal handling starts, so the SIGTERM flush is installed and no pending span is lost when the server
-is stopped. The graph module imports it too (the only set-up without ``http.app``); langgraph-api imports graph
-modules in a worker thread, where no signal handler can be installed, so there the last batch of spans pending at
-SIGTERM is lost (export is batched: every 5 s by default, ``OTEL_BSP_SCHEDULE_DELAY``).
+The graph module imports it (the only set-up without ``http.app``), and so does the web app module when there is one
+(``webapp.py``). Either way a SIGTERM exports the pending spans once the server's graceful shutdown is done: from the
+web app module (imported in the server's main thread) through the SIGTERM handler set-up installs; from the graph
+module (langgraph-api imports it in a worker thread, where Python allows no signal handler) through the wrapped
+``signal.raise_signal`` with which uvicorn ends its shutdown.
 """
 
 from __future__ import annotations
