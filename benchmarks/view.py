@@ -1,6 +1,6 @@
 """Benchmark ``otel-callbacks view`` on a 100k-span OTLP/JSON lines file against the cost of just reading it.
 
-    python benchmarks/view.py [--spans 100000] [--repeat 3] [--markdown PATH] [--regenerate]
+    python benchmarks/view.py [--spans 100000] [--repeat 5] [--markdown PATH] [--regenerate]
 
 The file is written by the real file exporter (``OtlpJsonFileSpanExporter`` behind the SDK-default
 ``BatchSpanProcessor``) from our handler tracing the benchmark workloads (``workloads.py``: mostly the invoke chain,
@@ -145,7 +145,7 @@ def best(runs: list[Run]) -> Run:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument("--regenerate", action="store_true", help="write a new trace file even if one is cached")
     args = parser.parse_args(argv)

@@ -20,19 +20,12 @@ from typing import IO, TYPE_CHECKING
 
 from otel_callbacks.cli.reader import read_records
 from otel_callbacks.cli.tree import SpanRecord, Trace, build_traces, record_from_span, render_trace
-from otel_callbacks.setup.env import (
-    CONSOLE_FORMATS,
-    EXPORTER_NAMES,
-    TracingSettings,
-    resolve_replay_target,
-    resolve_settings,
-)
-from otel_callbacks.setup.exporters.otlp import PROTOCOLS
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+    from otel_callbacks.setup.env import TracingSettings
     from otel_callbacks.setup.metrics import MetricsSettings
 
 _MAX_REPORTED_ERRORS = 20
@@ -44,8 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Example:
         >>> # raise SystemExit(main(["view", "traces.jsonl", "--trace", "4bf9"]))
     """
-    parser = _parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `view` reads big files, often to print one trace: its parser alone keeps the exporters and SDK parts that
+    # demo and send need (and their import time) out of it.
+    parser = _parser(view_only=words[:1] == ["view"])
+    args = parser.parse_args(words)
     try:
         return int(args.run(args))
     except BrokenPipeError:  # e.g. `otel-callbacks view big.jsonl | head`
@@ -55,9 +51,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, view_only: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otel-callbacks", description="OpenTelemetry tracing for LangChain.")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    if not view_only:
+        _add_demo(sub)
+    view = sub.add_parser("view", help="print the traces in an OTLP/JSON lines file as trees")
+    view.add_argument("file", metavar="FILE", help="OTLP/JSON lines file ('-' for stdin)")
+    view.add_argument("--trace", metavar="ID", help="only the trace whose id starts with ID")
+    view.add_argument("--ascii", action="store_true", help="ASCII connectors instead of box drawing")
+    view.set_defaults(run=_view)
+    if not view_only:
+        _add_send(sub)
+    return parser
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from otel_callbacks.setup.env import CONSOLE_FORMATS, EXPORTER_NAMES
+    from otel_callbacks.setup.exporters.otlp import PROTOCOLS
 
     demo = sub.add_parser("demo", help="run a traced chain + agent on fake models (no network, no API key)")
     demo.add_argument("--exporter", action="append", metavar="NAME",
@@ -74,11 +85,9 @@ def _parser() -> argparse.ArgumentParser:
                       "after the traces unless none")
     demo.set_defaults(run=_demo)
 
-    view = sub.add_parser("view", help="print the traces in an OTLP/JSON lines file as trees")
-    view.add_argument("file", metavar="FILE", help="OTLP/JSON lines file ('-' for stdin)")
-    view.add_argument("--trace", metavar="ID", help="only the trace whose id starts with ID")
-    view.add_argument("--ascii", action="store_true", help="ASCII connectors instead of box drawing")
-    view.set_defaults(run=_view)
+
+def _add_send(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from otel_callbacks.setup.exporters.otlp import PROTOCOLS
 
     send = sub.add_parser("send", help="replay an OTLP/JSON lines file to an OTLP backend")
     send.add_argument("file", metavar="FILE", help="OTLP/JSON lines file ('-' for stdin)")
@@ -86,7 +95,6 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--protocol", choices=PROTOCOLS, help="OTLP protocol (default: from env or the port)")
     send.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="extra request header")
     send.set_defaults(run=_send)
-    return parser
 
 
 def _eprint(*parts: object) -> None:
@@ -105,6 +113,7 @@ def _demo(args: argparse.Namespace) -> int:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from otel_callbacks.setup.env import resolve_settings
     from otel_callbacks.setup.lifecycle import shutdown_bounded
     from otel_callbacks.setup.metrics import build_meter_provider, resolve_metrics_settings
     from otel_callbacks.setup.tracing import build_provider
@@ -268,6 +277,7 @@ def _view(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
+    from otel_callbacks.setup.env import resolve_replay_target
     from otel_callbacks.setup.exporters.replay import ReplayError, send_request
 
     headers: dict[str, str] = {}

@@ -169,7 +169,8 @@ def format_duration(nanos: int) -> str:
         >>> format_duration(1_500_000_000)
         '1.50 s'
     """
-    nanos = max(nanos, 0)
+    if nanos < 0:
+        nanos = 0
     if nanos < 1_000_000_000:
         millis = nanos / 1e6
         return f"{millis:.2f} ms" if millis < 10 else f"{millis:.1f} ms"
@@ -265,11 +266,13 @@ def render_trace(trace: Trace, *, ascii_only: bool = False) -> list[str]:
         if attrs:  # the sums trace_tokens gives, taken on the way
             tin += _as_int(attrs.get(INPUT_TOKENS)) or 0
             tout += _as_int(attrs.get(OUTPUT_TOKENS)) or 0
-        end = max(end, span.end_ns)
+        if span.end_ns > end:
+            end = span.end_ns
         line = f"{prefix}{last if is_last else tee}{span.name}  {format_duration(span.end_ns - span.start_ns)}"
-        details = span_details(span)
-        if details:
-            line += "  " + "  ".join(details)
+        if attrs or span.status_code == STATUS_ERROR:  # span_details finds nothing to say otherwise
+            details = span_details(span)
+            if details:
+                line += "  " + "  ".join(details)
         if node.orphan:
             line += f"  (parent {span.parent_span_id} not found)"
         lines.append(line)
@@ -277,7 +280,8 @@ def render_trace(trace: Trace, *, ascii_only: bool = False) -> list[str]:
         if kids:
             child_prefix = prefix + (blank if is_last else pipe)
             stack.append((kids[-1], child_prefix, True))
-            stack.extend((kid, child_prefix, False) for kid in reversed(kids[:-1]))
+            if len(kids) > 1:
+                stack.extend((kid, child_prefix, False) for kid in reversed(kids[:-1]))
     start = min((r.span.start_ns for r in roots), default=0)
     header = [f"trace {trace.trace_id}", f"{trace.span_count} span{'s' if trace.span_count != 1 else ''}",
               format_duration(end - start)]
