@@ -115,3 +115,11 @@ def test_stream_event_types_outside_the_protocol_are_not_recorded_without_captur
     handler.on_llm_end(LLMResult(generations=[[]]), run_id=run)
     (span,) = spans.raw()
     assert [e.attributes["langchain.stream_event.type"] for e in span.events] == ["other", "content-block-delta"]
+
+
+def test_a_cut_string_is_recorded_at_the_full_limit() -> None:
+    """A value cut to the limit overflowed by its two quotes, and the retry halved it: 8,193 of 16,384 kept."""
+    from otel_callbacks.mapping.content import ContentPolicy, json_attribute
+
+    text = json_attribute("x" * 1_000_000, ContentPolicy(capture=True, max_length=16384))
+    assert text is not None and len(text) == 16384

@@ -185,17 +185,22 @@ def json_attribute(obj: Any, policy: ContentPolicy) -> str | None:
     Strings inside are cut (and marked) rather than the JSON text itself, so the result always parses.
     """
     limit = max(policy.max_length, 16)
-    budget = limit
+    budget = limit - 2  # a string's quotes: a value that is one long string, cut, fits in one pass
     try:
         # The hook runs in the first pass only, once per string: later passes shrink what it returned.
-        data = to_jsonable(obj, policy.redact, budget)
-        for _ in range(8):
+        converter = _Converter(policy.redact, budget)
+        data = converter.convert(obj, 0)
+        for attempt in range(8):
             text = _COMPACT_JSON.encode(data)
             if len(text) <= limit:
                 return safe_text(text)
-            # Escaping and structure add characters the budget did not count: shrink and try again.
-            budget = budget * limit // len(text) // 2
-            data = to_jsonable(data, None, budget)
+            # Escaping and structure add characters the budget did not count. What the strings took, scaled by
+            # limit / length, fits most values in a pass or two (halving the budget recorded a cut string at half
+            # the limit); if that is not enough, halve.
+            used = budget - converter.budget
+            budget = used * limit // len(text) if attempt < 2 else budget * limit // len(text) // 2
+            converter = _Converter(None, budget)
+            data = converter.convert(data, 0)
     except RedactionError as exc:
         _logger.debug("redaction hook failed (%s); content dropped", exc)
         return None
