@@ -240,27 +240,33 @@ def _read_file(path: str, command: str) -> tuple[list[SpanRecord] | None, list[E
 
 
 def _view(args: argparse.Namespace) -> int:
+    # Nothing read, built or rendered here forms a reference cycle, and the records pile up: with the collector on,
+    # each of its full passes rescans every record held so far, which costs more than parsing the file.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _view_file(args)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _view_file(args: argparse.Namespace) -> int:
     wanted = args.trace.lower().removeprefix("0x") if args.trace else None
     handle = _open_lines(args.file, "view")
     if handle is None:
         return 2
-    # Nothing read or built here forms a reference cycle, and the records pile up: with the collector on, each of
-    # its full passes rescans every record held so far, which costs more than parsing the file.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
         # Line by line: only span records stay in memory, and with --trace only the lines that can hold the trace
         # are decoded (see cli.reader).
         records, errors = read_records(handle, trace_prefix=wanted)
-        traces = build_traces(records)
     except OSError as exc:
         _eprint(f"otel-callbacks view: cannot read {args.file}: {exc.strerror or exc}")
         return 2
     finally:
-        if collecting:
-            gc.enable()
         if handle is not sys.stdin:
             handle.close()
+    traces = build_traces(records)
     del records  # the traces hold the records; the list itself is not needed while printing
     _report_errors(args.file, errors)
     if wanted is not None and not traces:
