@@ -11,6 +11,7 @@ happens.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from time import monotonic_ns, time_ns
 from typing import Any, Final
@@ -68,14 +69,30 @@ def _token_sets(attrs: dict[str, Any]) -> tuple[dict[str, Any], Any, dict[str, A
 
 
 class _HeldGaps:
-    """A stream's chunk gaps not recorded yet, with what the SDK would have read when each happened."""
+    """A stream's chunk gaps not recorded yet, with what the SDK would have read when each happened.
 
-    __slots__ = ("attrs", "gaps", "owner")
+    Values and times sit in arrays and a context only where it changes: a tuple per chunk made the garbage
+    collector run more often, which cost more than the gaps themselves.
+    """
+
+    __slots__ = ("attrs", "changes", "ctx", "owner", "times", "values")
 
     def __init__(self, owner: dict[str, Any]) -> None:
         self.owner = owner  # held so that its id() names this stream until the gaps are recorded
         self.attrs = dict(owner)  # as at the gaps: the response model is added to the owner only at the end
-        self.gaps: list[tuple[float, int, Any]] = []  # (seconds, time_ns(), current context) per gap
+        self.values = array("d")
+        self.times = array("q")  # time_ns() at each gap
+        self.ctx: Any = None
+        self.changes: list[tuple[int, Any]] = []  # (first gap, current context) each time the context changes
+
+    def contexts(self) -> list[Any]:
+        """The current context at each gap."""
+        n = len(self.values)
+        bounds = [start for start, _ in self.changes[1:]] + [n]
+        out: list[Any] = []
+        for (start, ctx), end in zip(self.changes, bounds, strict=True):
+            out += [ctx] * (end - start)
+        return out
 
 
 class GenAIMetrics:
@@ -182,9 +199,14 @@ class GenAIMetrics:
             if len(self._held) >= MAX_OPEN_STREAMS:
                 self.flush()
             held = self._held[id(attrs)] = _HeldGaps(attrs)
-        gaps = held.gaps
-        gaps.append((seconds, time_ns(), get_current_context()))
-        if len(gaps) >= MAX_HELD_GAPS:
+        values = held.values
+        values.append(seconds)
+        held.times.append(time_ns())
+        ctx = get_current_context()
+        if ctx is not held.ctx:
+            held.ctx = ctx
+            held.changes.append((len(values) - 1, ctx))
+        if len(values) >= MAX_HELD_GAPS:
             self._record_held(self._held.pop(id(attrs)))
 
     def chunk_sink(self, record: Any, span_sink: Callable[[int], None]) -> Callable[[int], None]:
@@ -212,9 +234,8 @@ class GenAIMetrics:
             self._record_held(held)
 
     def _record_held(self, held: _HeldGaps) -> None:
-        if held.gaps:
-            values, times, contexts = zip(*held.gaps, strict=True)
-            self._fast_gaps.record_many(values, times, contexts, held.attrs, feed_key(held.attrs))
+        if held.values:
+            self._fast_gaps.record_many(held.values, held.times, held.contexts(), held.attrs, feed_key(held.attrs))
 
     def operation_end(self, op: str, attrs: dict[str, Any], seconds: float, error: str | None) -> None:
         """Tool and agent durations (experimental names, opt-in only)."""
