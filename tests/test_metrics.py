@@ -224,7 +224,7 @@ def _feed_runs(metrics: GenAIMetrics) -> None:
         token = _in_span(100 + run, sampled=True)
         try:
             for i, gap in enumerate(GAPS[run:]):
-                if run == 1 and i == 4:  # a context change mid-stream: later gaps carry the other span
+                if run == 2 and i == 4:  # a context change mid-stream: later gaps carry the other span
                     context_api.detach(token)
                     token = _in_span(150, sampled=True)
                 metrics.chunk_gap(attrs, gap)
