@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from otel_callbacks.cli.tree import (
+    SHOWN_KEYS,
     STATUS_ERROR,
     SpanRecord,
     build_traces,
@@ -135,3 +138,27 @@ class TestFormatDuration:
         """Durations pick a readable unit."""
         assert [format_duration(n) for n in (250_000, 12_000_000, 1_500_000_000, 123_000_000_000, -5)] == [
             "0.25 ms", "12.0 ms", "1.50 s", "2m03s", "0.00 ms"]
+
+
+class TestShownKeys:
+    def test_rendering_reads_only_shown_keys(self) -> None:
+        """A tree renders the same from records cut down to SHOWN_KEYS (what view keeps of a big file)."""
+        attrs = {"gen_ai.response.model": "m-1", "gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 4,
+                 "langchain.usage.input_tokens": 3, "error.type": "E", "other": "x", "gen_ai.operation.name": "chat"}
+        full = [rec("1", None, "root", 0, 10, attributes={"langchain.usage.output_tokens": 4, "k": 1}),
+                rec("2", "1", "chat", 1, 5, status_code=STATUS_ERROR, status_message="E: bad", attributes=attrs)]
+        cut = [dataclasses.replace(r, attributes={k: v for k, v in r.attributes.items() if k in SHOWN_KEYS})
+               for r in full]
+        assert render_traces(build_traces(cut)) == render_traces(build_traces(full))
+
+
+class TestHeader:
+    def test_header_spans_the_latest_end_and_sums_every_level(self) -> None:
+        """The header's duration runs to the latest end anywhere in the tree, and its tokens add calls at any depth."""
+        records = [rec("1", None, "root", 0, 1_000_000),
+                   rec("2", "1", "step", 100, 500_000),
+                   rec("3", "2", "chat a", 200, 3_000_000, attributes={"gen_ai.usage.input_tokens": 2}),
+                   rec("4", "1", "chat b", 600_000, 700_000, attributes={"gen_ai.usage.output_tokens": "5"})]
+        trace = build_traces(records)[0]
+        assert render_trace(trace)[0] == f"trace {TRACE}  4 spans  3.00 ms  tokens in=2 out=5"
+        assert trace_tokens(trace) == (2, 5)
