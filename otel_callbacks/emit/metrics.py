@@ -209,7 +209,7 @@ class GenAIMetrics:
         if len(values) >= MAX_HELD_GAPS:
             self._record_held(self._held.pop(id(attrs)))
 
-    def chunk_sink(self, record: Any, span_sink: Callable[[int], None]) -> Callable[[int], None]:
+    def chunk_sink(self, record: Any, span_sink: Callable[[int], object]) -> Callable[[int], None]:
         """``span_sink`` (which takes a chunk's event timestamp) that also records the chunk's gap, for a stream past
         its first chunk whose chunks need nothing else: what the handler's per-chunk path does for such a chunk,
         reading and writing ``record.last_chunk_ns`` (monotonic) as it does."""

@@ -106,8 +106,11 @@ class EventCallbacks:
             sink = self._emit.chunk_sink(span, sc.EVENT_NEW_TOKEN)
             if sink is not None:
                 sink(_time_ns())
-                if record.first_chunk_ns and record.metric_attrs is None and not self._capture:
-                    # From now on nothing but the count and the stamp changes per chunk.
+                metrics = self._metrics
+                if record.first_chunk_ns and not self._capture and (record.metric_attrs is None or metrics is not None):
+                    # From now on nothing but the count, the stamp (and the gap, with metrics) changes per chunk.
+                    if record.metric_attrs is not None and metrics is not None:
+                        sink = metrics.chunk_sink(record, sink)
                     record.chunk_sink = sink
                     self._runs.streaming = (run_id, record, sink)
         except Exception as exc:
