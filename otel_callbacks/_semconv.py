@@ -104,6 +104,21 @@ LC_GRAPH_RESUMED: Final = "langchain.graph.resumed"
 LC_GRAPH_RESUMED_FROM_CHECKPOINT_ID: Final = "langchain.graph.resumed_from.checkpoint_id"
 LC_LINK_TYPE: Final = "langchain.link.type"
 
+# --- metric names: v1.41 (default) and, under gen_ai_latest_experimental, the latest (semantic-conventions-genai's
+# migration guide from v1.41) side by side ---------------------------------------------------------------------------
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+METRIC_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+METRIC_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+METRIC_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
+METRIC_INFERENCE_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.inference.time_per_output_chunk"
+METRIC_INFERENCE_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"  # histograms
+METRIC_INFERENCE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
+METRIC_USAGE_PREFIX: Final = "gen_ai.client.inference.usage."  # counters: + input_tokens, output_tokens, ...
+METRIC_EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
+METRIC_INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
+
 # --- log-record events ---------------------------------------------------------------------------------------------
 EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
 

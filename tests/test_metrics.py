@@ -170,6 +170,40 @@ class TestOtherOperations:
         assert agent_pt.count == 1 and agent_pt.attributes["gen_ai.agent.name"] == "pinger"
 
 
+@pytest.mark.parametrize("path", ["fast", "public"])
+def test_latest_metric_names_under_the_opt_in(tracer_provider, meter_provider, reader, monkeypatch, path) -> None:
+    """semantic-conventions-genai's names: inference.* histograms, token histograms per direction (no
+    gen_ai.token.type), usage counters per kind reported; none of the v1.41 names."""
+    from langchain_core.messages import AIMessage
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    if path == "public":
+        monkeypatch.setattr(compat, "fast_path_proven", lambda: False)
+    handler = OpenTelemetryCallbackHandler(tracer_provider, meter_provider=meter_provider)
+    handler.raise_error = True
+    answer = AIMessage("a b c", usage_metadata={"input_tokens": 40, "output_tokens": 9, "total_tokens": 49,
+                                                "input_token_details": {"cache_read": 8, "cache_creation": 16},
+                                                "output_token_details": {"reasoning": 3}},
+                       response_metadata={"model_name": "gpt-4o-2024", "finish_reason": "stop"})
+    fake_chat(answer, ls_provider="openai", ls_model_name="gpt-4o").invoke("hi", config={"callbacks": [handler]})
+    for _ in model().stream("hi", config={"callbacks": [handler]}):
+        pass
+    for old in ("gen_ai.client.token.usage", "gen_ai.client.operation.duration",
+                "gen_ai.client.operation.time_to_first_chunk", "gen_ai.client.operation.time_per_output_chunk"):
+        assert points(reader, old) == [], old
+    assert sum(pt.count for pt in points(reader, "gen_ai.client.inference.duration")) == 2
+    assert points(reader, "gen_ai.client.inference.time_to_first_chunk")[0].count == 1
+    assert points(reader, "gen_ai.client.inference.time_per_output_chunk")[0].count >= 1
+    (inp,) = points(reader, "gen_ai.client.inference.operation.input_tokens")
+    (out,) = points(reader, "gen_ai.client.inference.operation.output_tokens")
+    assert (inp.sum, out.sum) == (40, 9) and "gen_ai.token.type" not in inp.attributes
+    counted = {name: [pt.value for pt in points(reader, "gen_ai.client.inference.usage." + name)]
+               for name in ("input_tokens", "output_tokens", "cache_read.input_tokens", "cache_write.input_tokens",
+                            "reasoning.output_tokens")}
+    assert counted == {"input_tokens": [40], "output_tokens": [9], "cache_read.input_tokens": [8],
+                       "cache_write.input_tokens": [16], "reasoning.output_tokens": [3]}
+
+
 def test_no_meter_provider_means_no_metrics_work(tracer_provider) -> None:
     """With only the API's proxy/no-op provider, the handler holds no instruments at all."""
     handler = OpenTelemetryCallbackHandler(tracer_provider)

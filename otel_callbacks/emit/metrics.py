@@ -28,13 +28,21 @@ from otel_callbacks.emit.metrics_fast import FastHistogram, SampleMemo, feed_key
 TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 
-TOKEN_USAGE: Final = "gen_ai.client.token.usage"
-OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
-TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
-TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+TOKEN_USAGE: Final = sc.METRIC_TOKEN_USAGE
+OPERATION_DURATION: Final = sc.METRIC_OPERATION_DURATION
+TIME_TO_FIRST_CHUNK: Final = sc.METRIC_TIME_TO_FIRST_CHUNK
+TIME_PER_OUTPUT_CHUNK: Final = sc.METRIC_TIME_PER_OUTPUT_CHUNK
 # Not in v1.41; emitted only with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental.
-EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
-INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
+EXECUTE_TOOL_DURATION: Final = sc.METRIC_EXECUTE_TOOL_DURATION
+INVOKE_AGENT_DURATION: Final = sc.METRIC_INVOKE_AGENT_DURATION
+# Under the opt-in, usage counters per kind of token the provider reported (semconv-genai: replace token.usage sums).
+_USAGE_COUNTERS: Final = (
+    (sc.GEN_AI_USAGE_INPUT_TOKENS, "input_tokens", "Input tokens used."),
+    (sc.GEN_AI_USAGE_OUTPUT_TOKENS, "output_tokens", "Output tokens used."),
+    (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, "cache_read.input_tokens", "Input tokens read from the cache."),
+    (sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, "cache_write.input_tokens", "Input tokens written to the cache."),
+    (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "reasoning.output_tokens", "Output tokens spent on reasoning."),
+)
 
 # Attributes of a model run's start that metrics carry (low cardinality, as the conventions list them).
 METRIC_START_KEYS: Final[tuple[str, ...]] = (
@@ -101,17 +109,34 @@ class GenAIMetrics:
     def __init__(self, meter_provider: MeterProvider | None, *, experimental: bool) -> None:
         meter = metrics.get_meter("otel_callbacks", __version__, meter_provider,
                                   schema_url="https://opentelemetry.io/schemas/1.41.0")
+        # The latest conventions keep the instruments (and their attributes) under inference names, and split
+        # token usage into one histogram per direction (no gen_ai.token.type) plus usage counters.
+        self._latest = experimental
         self.token_usage = meter.create_histogram(
             TOKEN_USAGE, unit="{token}", description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS) if not experimental else None
+        self.input_tokens = self.output_tokens = None
+        self._usage_counters: tuple[tuple[str, Any], ...] = ()
+        if experimental:
+            self.input_tokens = meter.create_histogram(
+                sc.METRIC_INFERENCE_INPUT_TOKENS, unit="{token}", description="Input tokens per inference.",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
+            self.output_tokens = meter.create_histogram(
+                sc.METRIC_INFERENCE_OUTPUT_TOKENS, unit="{token}", description="Output tokens per inference.",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
+            self._usage_counters = tuple(
+                (key, meter.create_counter(sc.METRIC_USAGE_PREFIX + suffix, unit="{token}", description=text))
+                for key, suffix, text in _USAGE_COUNTERS)
         self.duration = meter.create_histogram(
-            OPERATION_DURATION, unit="s", description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
+            sc.METRIC_INFERENCE_DURATION if experimental else OPERATION_DURATION, unit="s",
+            description="GenAI operation duration.", explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
         self.time_to_first_chunk = meter.create_histogram(
-            TIME_TO_FIRST_CHUNK, unit="s", description="Time to receive the first chunk of a streaming response.",
+            sc.METRIC_INFERENCE_TIME_TO_FIRST_CHUNK if experimental else TIME_TO_FIRST_CHUNK, unit="s",
+            description="Time to receive the first chunk of a streaming response.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
         self.time_per_output_chunk = meter.create_histogram(
-            TIME_PER_OUTPUT_CHUNK, unit="s", description="Time between consecutive chunks of a streaming response.",
+            sc.METRIC_INFERENCE_TIME_PER_OUTPUT_CHUNK if experimental else TIME_PER_OUTPUT_CHUNK, unit="s",
+            description="Time between consecutive chunks of a streaming response.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
         self.tool_duration = self.agent_duration = None
         if experimental:
@@ -125,7 +150,9 @@ class GenAIMetrics:
         memo = SampleMemo()
         self._fast_duration = FastHistogram(self.duration, memo)
         self._fast_first_chunk = FastHistogram(self.time_to_first_chunk, memo)
-        self._fast_tokens = FastHistogram(self.token_usage, memo)
+        self._fast_tokens = FastHistogram(self.token_usage, memo) if self.token_usage is not None else None
+        self._fast_in = FastHistogram(self.input_tokens, memo) if self.input_tokens is not None else None
+        self._fast_out = FastHistogram(self.output_tokens, memo) if self.output_tokens is not None else None
         self._fast_gaps = FastHistogram(self.time_per_output_chunk, memo)
         self._fast_operations = {op: FastHistogram(histogram, memo) for op, histogram in (
             (sc.OP_EXECUTE_TOOL, self.tool_duration), (sc.OP_INVOKE_AGENT, self.agent_duration)) if histogram}
@@ -152,7 +179,13 @@ class GenAIMetrics:
             self._fast_first_chunk.record(first_chunk_seconds, attrs, key, ctx, now)
         inp = usage.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
         out = usage.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
-        if isinstance(inp, int) or isinstance(out, int):
+        if self._latest:
+            if self._fast_in is not None and isinstance(inp, int):
+                self._fast_in.record(inp, attrs, key, ctx, now)
+            if self._fast_out is not None and isinstance(out, int):
+                self._fast_out.record(out, attrs, key, ctx, now)
+            self._count_usage(attrs, usage)
+        elif self._fast_tokens is not None and (isinstance(inp, int) or isinstance(out, int)):
             token_attrs = self._token_sets(attrs, key)
             if isinstance(inp, int):
                 self._fast_tokens.record(inp, token_attrs[0], token_attrs[1], ctx, now)
@@ -180,11 +213,25 @@ class GenAIMetrics:
         if first_chunk_seconds is not None:
             self.time_to_first_chunk.record(first_chunk_seconds, attrs)
         inp = usage.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
-        if isinstance(inp, int):
-            self.token_usage.record(inp, {**attrs, **_INPUT})
         out = usage.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
-        if isinstance(out, int):
-            self.token_usage.record(out, {**attrs, **_OUTPUT})
+        if self.token_usage is not None:
+            if isinstance(inp, int):
+                self.token_usage.record(inp, {**attrs, **_INPUT})
+            if isinstance(out, int):
+                self.token_usage.record(out, {**attrs, **_OUTPUT})
+            return
+        if self.input_tokens is not None and isinstance(inp, int):
+            self.input_tokens.record(inp, attrs)
+        if self.output_tokens is not None and isinstance(out, int):
+            self.output_tokens.record(out, attrs)
+        self._count_usage(attrs, usage)
+
+    def _count_usage(self, attrs: dict[str, Any], usage: dict[str, Any]) -> None:
+        """The latest conventions' usage counters: each kind of token the provider reported."""
+        for key, counter in self._usage_counters:
+            value = usage.get(key)
+            if isinstance(value, int) and value >= 0:
+                counter.add(value, attrs)
 
     def chunk_gap(self, attrs: dict[str, Any], seconds: float) -> None:
         """One gap between chunks of the stream whose run's metric attributes are ``attrs`` (the same dict for every
