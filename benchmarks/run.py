@@ -205,8 +205,15 @@ def main(argv: list[str] | None = None) -> int:
             )
     summary["seconds"] = round(time.monotonic() - started, 1)
     markdown = report.markdown(summary) + report_export.markdown(exports)
-    print(markdown)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    # `otel-callbacks view` on a 100k-span file, against a bare json.loads of its lines (issue 16, goal 4).
+    view_md = args.out_dir / "view.md"
+    view_python = python_for("ours") or Path(sys.executable)
+    view_cmd = [str(view_python), str(HERE / "view.py"), "--markdown", str(view_md)]
+    subprocess.run(view_cmd + (["--repeat", "2"] if args.quick else []), check=False, timeout=1800)
+    if view_md.exists():
+        markdown += "\n\n### `otel-callbacks view` on a 100k-span file\n\n" + view_md.read_text()
+    print(markdown)
     payload = {
         "summary": summary,
         "export_summaries": exports,
