@@ -1,7 +1,8 @@
 """The LangChain callback handler: the public class, its options, and what it is bound to.
 
 The callbacks themselves live in mixins, each ``on_*`` mapping the run (``mapping``), booking it (``runs``), then
-emitting it (``emit``): starts in ``starts``, ends and errors in ``ends``, streamed chunks and events in ``events``.
+emitting it (``emit``): starts in ``starts``, ends and errors in ``ends``, streamed chunks and events in ``events``,
+LangGraph's interrupts and resumes in ``graph``.
 Every ``on_*`` method runs inside ``guard.guarded``, or guards inline the same way (the start and end callbacks,
 twice per run, and ``on_llm_new_token``, per chunk: the decorator's argument forwarding costs as much as the
 guard): whatever LangChain passes, no exception reaches the user's chain (unless ``raise_error`` is set, as our own
