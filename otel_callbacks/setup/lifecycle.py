@@ -21,7 +21,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import AttributeValue
@@ -266,3 +266,21 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_E = TypeVar("_E")
+
+
+def build_exporter(name: str, what: str, builders: Mapping[str, Callable[[], _E]], log: logging.Logger) -> _E | None:
+    """The ``what`` (e.g. "span exporter") that ``builders[name]`` makes; ``None`` and one warning if it raises, and
+    set-up goes on without it. Malformed variables are replaced before (``sdk_env``); this is for what no check
+    foresaw. An unknown ``name`` is our bug (names are validated with the settings), so it raises."""
+    build = builders.get(name)
+    if build is None:
+        raise AssertionError(f"unreachable {what} name {name!r}")
+    try:
+        return build()
+    except Exception as exc:
+        hint = " (check the OTEL_EXPORTER_OTLP_* variables it reads)" if name == "otlp" else ""
+        log.warning("Could not create the %s %s, continuing without it: %s%s", name, what, exc, hint)
+        return None

@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from otel_callbacks.setup import signals
 from otel_callbacks.setup.env import DEFAULT_EXIT_TIMEOUT_MS
 from otel_callbacks.setup.forksafe import renew_after_fork
-from otel_callbacks.setup.lifecycle import flush_at_exit, log_gave_up, run_bounded
+from otel_callbacks.setup.lifecycle import build_exporter, flush_at_exit, log_gave_up, run_bounded
 from otel_callbacks.setup.logs import (
     BatchLogRecordProcessor,
     ConsoleLogRecordExporter,
@@ -137,25 +137,25 @@ def install_global(provider: LoggerProvider) -> bool:
 
 
 def _make_exporter(name: str, settings: LogsSettings, console_out: IO[str] | None) -> LogRecordExporter | None:
-    try:
-        if name == "console":
-            if settings.console_format == "json":
-                return ConsoleLogRecordExporter() if console_out is None else ConsoleLogRecordExporter(out=console_out)
-            from otel_callbacks.setup.exporters.console_logs import ConsoleLogLineExporter
+    def console() -> LogRecordExporter:
+        if settings.console_format == "json":
+            return ConsoleLogRecordExporter() if console_out is None else ConsoleLogRecordExporter(out=console_out)
+        from otel_callbacks.setup.exporters.console_logs import ConsoleLogLineExporter
 
-            return ConsoleLogLineExporter(console_out)
-        if name == "file":
-            from otel_callbacks.setup.exporters.file_logs import OtlpJsonFileLogExporter
+        return ConsoleLogLineExporter(console_out)
 
-            return OtlpJsonFileLogExporter(settings.file_path)
-        if name == "otlp":
-            return make_otlp_log_exporter(settings.protocol, endpoint=settings.endpoint, headers=settings.headers,
-                                          timeout=settings.timeout, fallbacks=settings.fallbacks)
-    except Exception as exc:  # malformed variables are replaced (sdk_env); this is for what no check foresaw
-        hint = " (check the OTEL_EXPORTER_OTLP_* variables it reads)" if name == "otlp" else ""
-        logger.warning("Could not create the %s log record exporter, continuing without it: %s%s", name, exc, hint)
-        return None
-    raise AssertionError(f"unreachable log exporter name {name!r}")
+    def file() -> LogRecordExporter:
+        from otel_callbacks.setup.exporters.file_logs import OtlpJsonFileLogExporter
+
+        return OtlpJsonFileLogExporter(settings.file_path)
+
+    return build_exporter(name, "log record exporter", {
+        "console": console,
+        "file": file,
+        "otlp": lambda: make_otlp_log_exporter(settings.protocol, endpoint=settings.endpoint,
+                                               headers=settings.headers, timeout=settings.timeout,
+                                               fallbacks=settings.fallbacks),
+    }, logger)
 
 
 def _batch(exporter: LogRecordExporter) -> LogRecordProcessor:

@@ -40,7 +40,7 @@ from otel_callbacks.setup.env import (
 from otel_callbacks.setup.exporters import ConsoleMetricSummaryExporter
 from otel_callbacks.setup.exporters.otlp import GRPC, METRICS_PATH, make_otlp_metric_exporter
 from otel_callbacks.setup.forksafe import renew_after_fork
-from otel_callbacks.setup.lifecycle import flush_at_exit, make_resource
+from otel_callbacks.setup.lifecycle import build_exporter, flush_at_exit, make_resource
 from otel_callbacks.setup.sdk_env import NO_FALLBACKS, OtlpFallbacks, otlp_fallbacks
 
 logger = logging.getLogger(__name__)
@@ -253,19 +253,17 @@ def resolve_for_tracing(
 
 
 def _make_exporter(name: str, settings: MetricsSettings, console_out: IO[str] | None) -> MetricExporter | None:
-    try:
-        if name == "console":
-            if settings.console_format == "json":
-                return ConsoleMetricExporter() if console_out is None else ConsoleMetricExporter(out=console_out)
-            return ConsoleMetricSummaryExporter(console_out)
-        if name == "otlp":
-            return make_otlp_metric_exporter(settings.protocol, endpoint=settings.endpoint, headers=settings.headers,
-                                             timeout=settings.timeout, fallbacks=settings.fallbacks)
-    except Exception as exc:  # malformed variables are replaced (sdk_env); this is for what no check foresaw
-        hint = " (check the OTEL_EXPORTER_OTLP_* variables it reads)" if name == "otlp" else ""
-        logger.warning("Could not create the %s metric exporter, continuing without it: %s%s", name, exc, hint)
-        return None
-    raise AssertionError(f"unreachable metric exporter name {name!r}")
+    def console() -> MetricExporter:
+        if settings.console_format == "json":
+            return ConsoleMetricExporter() if console_out is None else ConsoleMetricExporter(out=console_out)
+        return ConsoleMetricSummaryExporter(console_out)
+
+    return build_exporter(name, "metric exporter", {
+        "console": console,
+        "otlp": lambda: make_otlp_metric_exporter(settings.protocol, endpoint=settings.endpoint,
+                                                  headers=settings.headers, timeout=settings.timeout,
+                                                  fallbacks=settings.fallbacks),
+    }, logger)
 
 
 def _periodic(exporter: MetricExporter, settings: MetricsSettings) -> MetricReader:

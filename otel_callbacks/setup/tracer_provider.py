@@ -25,7 +25,13 @@ from otel_callbacks.setup.env import DEFAULT_EXIT_TIMEOUT_MS, TracingSettings
 from otel_callbacks.setup.exporters import ConsoleTreeSpanExporter, OtlpJsonFileSpanExporter
 from otel_callbacks.setup.exporters.otlp import make_otlp_exporter
 from otel_callbacks.setup.forksafe import renew_after_fork
-from otel_callbacks.setup.lifecycle import flush_at_exit, log_gave_up, make_resource, without_messages
+from otel_callbacks.setup.lifecycle import (
+    build_exporter,
+    flush_at_exit,
+    log_gave_up,
+    make_resource,
+    without_messages,
+)
 from otel_callbacks.setup.sdk_env import batch_processor_fallbacks
 
 if TYPE_CHECKING:
@@ -186,23 +192,17 @@ def build_provider(
 
 
 def _make_exporter(name: str, settings: TracingSettings, console_out: IO[str] | None) -> SpanExporter | None:
-    try:
-        if name == "console":
-            if settings.console_format == "json":
-                return ConsoleSpanExporter() if console_out is None else ConsoleSpanExporter(out=console_out)
-            return ConsoleTreeSpanExporter(console_out)
-        if name == "file":
-            return OtlpJsonFileSpanExporter(settings.file_path)
-        if name == "otlp":
-            return make_otlp_exporter(
-                settings.protocol, endpoint=settings.endpoint, headers=settings.headers, timeout=settings.timeout,
-                fallbacks=settings.fallbacks,
-            )
-    except Exception as exc:  # malformed variables are replaced (sdk_env); this is for what no check foresaw
-        hint = " (check the OTEL_EXPORTER_OTLP_* variables it reads)" if name == "otlp" else ""
-        logger.warning("Could not create the %s span exporter, continuing without it: %s%s", name, exc, hint)
-        return None
-    raise AssertionError(f"unreachable exporter name {name!r}")
+    def console() -> SpanExporter:
+        if settings.console_format == "json":
+            return ConsoleSpanExporter() if console_out is None else ConsoleSpanExporter(out=console_out)
+        return ConsoleTreeSpanExporter(console_out)
+
+    return build_exporter(name, "span exporter", {
+        "console": console,
+        "file": lambda: OtlpJsonFileSpanExporter(settings.file_path),
+        "otlp": lambda: make_otlp_exporter(settings.protocol, endpoint=settings.endpoint, headers=settings.headers,
+                                           timeout=settings.timeout, fallbacks=settings.fallbacks),
+    }, logger)
 
 
 def _add(provider: BoundedTracerProvider, exporter: SpanExporter, *, batched: bool) -> None:
