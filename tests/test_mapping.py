@@ -11,6 +11,7 @@ from opentelemetry.trace import SpanKind
 from otel_callbacks.mapping import errors, values
 from otel_callbacks.mapping import response as _response
 from otel_callbacks.mapping import spans as m
+from otel_callbacks.mapping.secrets import MetadataPolicy
 
 
 @pytest.mark.parametrize(("ls_provider", "expected"), [
@@ -146,6 +147,33 @@ def test_run_attributes_metadata_rules() -> None:
     assert attrs["langchain.metadata.huge"] == str(2**70)
     assert attrs["langchain.metadata.obj"] == '"P(1, 2)"'
     assert "langchain.metadata.none" not in attrs
+
+
+def test_plain_tuples_from_the_cache_encode_as_fresh_ones() -> None:
+    # Equal tuples with items of other types encode differently; the cache must never hand one the other's text.
+    pairs = [((1, 0), '[1,0]'), ((True, False), '[true,false]'), ((0.0,), '[0.0]'), ((-0.0,), '[-0.0]'),
+             (("a", None), '["a",null]'), (("a\ud800",), '["a\ufffd"]'), (("https://u:p@h/x",), '["https://h/x"]')]
+    for _ in range(2):  # the second round reads what the first one cached
+        for value, text in pairs:
+            assert values.metadata_value(value, 100) == text, value
+    long = ("x" * 60,)
+    assert values.metadata_value(long, 100) == f'["{"x" * 60}"]'
+    # Cached at the longer limit, still cut inside the string at a shorter one (as a list, never cached, is).
+    assert values.metadata_value(long, 20) == values.metadata_value(list(long), 20) == '["xxxx…[truncated]"]'
+
+
+def test_metadata_keys_are_planned_per_policy() -> None:
+    metadata = {"run_token": "s3cr3t", "langgraph_node": "model", "ls_provider": "x", "drop_me": "y"}
+    first = values.run_attributes("r", "chain", None, metadata, 100, 32)
+    again = values.run_attributes("r", "chain", None, metadata, 100, 32)
+    assert first == again == {
+        "langchain.run.id": "r", "langchain.run.type": "chain", "langchain.metadata.run_token": "[REDACTED]",
+        "langchain.metadata.langgraph_node": "model", "langchain.metadata.drop_me": "y",
+    }
+    denied = values.run_attributes("r", "chain", None, metadata, 100, 32,
+                                   metadata_policy=MetadataPolicy(deny=frozenset({"drop_me"})))
+    assert "langchain.metadata.drop_me" not in denied and "langchain.metadata.drop_me" in values.run_attributes(
+        "r", "chain", None, metadata, 100, 32)
 
 
 def test_metadata_value_never_raises_and_is_cut() -> None:

@@ -76,6 +76,8 @@ class MetadataPolicy:
     _short: frozenset[str] = field(init=False, repr=False, compare=False)
     _secret: dict[str, bool] = field(init=False, repr=False, compare=False, hash=False)
     _verdicts: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
+    # What each top-level key becomes on a span, filled by mapping.values (attribute name and verdict in one lookup).
+    plans: dict[str, Any] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         # Accept any iterable of names (a set, a list) and spell the secret names as keys are normalized.
@@ -89,6 +91,7 @@ class MetadataPolicy:
         object.__setattr__(self, "_short", frozenset(n for n in names if len(n) < _SUBSTRING_MIN))
         object.__setattr__(self, "_secret", {})
         object.__setattr__(self, "_verdicts", {})
+        object.__setattr__(self, "plans", {})
 
     def is_secret(self, key: str) -> bool:
         """Whether ``key`` names a secret (cached: the same keys come back on every span)."""

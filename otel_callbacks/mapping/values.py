@@ -87,40 +87,48 @@ def run_attributes(
                 attrs[sc.GEN_AI_CONVERSATION_ID] = str(value)
                 break
         kept = 0
-        verdict = policy.verdict
+        plans = policy.plans
         for key, value in metadata.items():
-            if not isinstance(key, str) or key.startswith(_SKIPPED_METADATA_PREFIXES):
+            if type(key) is not str and not isinstance(key, str):
+                continue
+            plan = plans.get(key, _UNPLANNED)
+            if plan is _UNPLANNED:
+                plan = _plan(policy, key)
+            if plan is None:
                 continue
             if key == "checkpoint_ns" and metadata.get("langgraph_checkpoint_ns") == value:
                 continue  # langchain-core's copy of what LangGraph records as langgraph_checkpoint_ns
-            decided = verdict(key)
-            if decided == DROP:
-                continue
             if kept >= max_metadata:
                 attrs[sc.LC_METADATA_PREFIX + "dropped_count"] = len(metadata) - max_metadata
                 break
-            if decided == REDACT:
+            name, secret = plan
+            if secret:
                 converted: Any = None if value is None else REDACTED
+            elif (type(value) is str and redact is None and len(value) <= max_length and value.isascii()
+                  and "://" not in value):
+                converted = value  # LangGraph's node names and checkpoint namespaces, inline
             else:
                 converted = metadata_value(value, max_length, redact, policy)
             if converted is not None:
-                name = _METADATA_NAMES.get(key)
-                if name is None:
-                    name = _metadata_name(key)
                 attrs[name] = converted
                 kept += 1
     return attrs
 
 
-# Attribute names per metadata key: the same keys come back on every span (bounded: keys can come from user input).
-_METADATA_NAMES: dict[str, str] = {}
+_UNPLANNED = object()
 
 
-def _metadata_name(key: str) -> str:
-    name = sc.LC_METADATA_PREFIX + safe_text(key)
-    if len(_METADATA_NAMES) < 4096:
-        _METADATA_NAMES[key] = name
-    return name
+def _plan(policy: MetadataPolicy, key: str) -> tuple[str, bool] | None:
+    """What ``key`` becomes on a span: ``None`` (not recorded) or its attribute name and whether its value is
+    redacted; kept in the policy (the same keys come back on every span; bounded: keys can come from user input)."""
+    plan: tuple[str, bool] | None = None
+    if not key.startswith(_SKIPPED_METADATA_PREFIXES):
+        decided = policy.verdict(key)
+        if decided != DROP:
+            plan = (sc.LC_METADATA_PREFIX + safe_text(key), decided == REDACT)
+    if len(policy.plans) < 4096:
+        policy.plans[key] = plan
+    return plan
 
 
 def clip_attributes(attrs: Attributes, max_length: int) -> Attributes:
@@ -159,14 +167,22 @@ def metadata_value(
         return None
     if isinstance(value, int):  # beyond int64: as text, which str() refuses past 4300 digits
         return _describe(value)[:max_length]
-    if redact is None and (kind is tuple or kind is list) and _plain(value):
-        # LangGraph's tuples of node names, on every node's span: one encode, no walk.
-        try:
-            text = strip_url_credentials(_METADATA_JSON.encode(value))
-        except (TypeError, ValueError, RecursionError):
-            text = ""
-        if text and len(text) <= max_length:
-            return safe_text(text)
+    if redact is None and (kind is tuple or kind is list):
+        # LangGraph's tuples of node names, on every node's span and its model's: plain items hold no keys, so none
+        # can hide a secret's name; one encode, no walk, and the same tuple again (by value and item types) cached.
+        types = tuple(map(type, value))
+        if _PLAIN.issuperset(types):
+            key = (value, types) if kind is tuple and _HASHABLE_EXACT.issuperset(types) else None
+            text = _PLAIN_JSON.get(key) if key is not None else None
+            if text is None:
+                try:
+                    text = safe_text(strip_url_credentials(_METADATA_JSON.encode(value)))
+                except (TypeError, ValueError, RecursionError):
+                    text = ""
+                if key is not None and text and len(text) <= 1024 and len(_PLAIN_JSON) < 1024:
+                    _PLAIN_JSON[key] = text
+            if text and len(text) <= max_length:
+                return text
     # Dicts, models and objects may hold secrets under their keys; the rest is cut inside the strings so the value
     # stays valid JSON.
     content = ContentPolicy(capture=True, max_length=max_length, redact=redact)
@@ -174,11 +190,10 @@ def metadata_value(
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
-def _plain(items: list[Any] | tuple[Any, ...]) -> bool:
-    """No item can hold a key, so none can hide a secret's name."""
-    return _PLAIN.issuperset(map(type, items))
+# Item types whose equal values encode alike (0.0 == -0.0, and NaN is never equal to itself): float is left out.
+_HASHABLE_EXACT = frozenset({str, int, bool, type(None)})
+# Plain tuples by (value, item types) -> their JSON text; bounded, entries kept small.
+_PLAIN_JSON: dict[tuple[tuple[Any, ...], tuple[type, ...]], str] = {}
 
 
 def _metadata_text(value: str, max_length: int, redact: Redactor | None) -> str | None:
