@@ -12,6 +12,7 @@ LABELS = {
     "none": "no tracing (A/A: noise floor)",
     "noop": "no-op handler",
     "minimal": "minimal handler",
+    "floor": "contract floor: minimal + span current + a stamp per chunk",
     "ours": "**ours** (content off)",
     "ours-metrics": "ours + SDK MeterProvider",
     "ours-ratio0": "ours, sampler ratio 0",
@@ -26,6 +27,8 @@ PEERS = ("openllmetry", "openinference", "official", "langfuse")
 GOAL_VS_PEER = 0.3
 GOAL_VS_MINIMAL = 1.2
 GOAL_SAMPLING = 2.0
+# Issue 16, goal 2: the default path at most 1.1x the minimal handler on every workload.
+GOAL_VS_MINIMAL_16 = 1.1
 GOAL_WORKLOADS = ("invoke", "ainvoke", "stream")
 
 
@@ -178,6 +181,8 @@ def summarise(
             "ours_vs_best_span_per_run_peer": _ratio(ours, complete.get(best_complete)) if best_complete else None,
             "ours_vs_minimal": _ratio(ours, added("minimal", workload)),
             "ours_sdk_vs_minimal": _ratio(added("ours-sdk", workload), added("minimal", workload)),
+            "floor_vs_minimal": _ratio(added("floor", workload), added("minimal", workload)),
+            "ours_vs_floor": _ratio(ours, added("floor", workload)),
             "ours_sdk_vs_best_span_per_run_peer": (
                 _ratio(added("ours-sdk", workload), complete.get(best_complete)) if best_complete else None
             ),
@@ -282,6 +287,24 @@ def markdown(summary: dict[str, Any]) -> str:
             f"| {_goal(r['ours_ratio0_vs_noop'], GOAL_SAMPLING)} | {_fmt(r['metrics_extra_us_per_run'])} "
             f"| {_fmt(r['ours_sdk_vs_minimal'], 2)}x |"
         )
+    if "floor" in cells:
+        lines += [
+            "",
+            "### Goal 2 (issue 16): the default path against the minimal handler and the contract floor",
+            "",
+            "The contract floor is the minimal handler plus what our span contract needs that no attribute stands "
+            "in for: the run's span current while the run's code runs, and a timestamp per streamed chunk "
+            "(`tracers.FloorHandler`). A tracer that keeps the contract costs at least the floor.",
+            "",
+            "| workload | ours / minimal (≤ 1.1x) | contract floor / minimal | ours / contract floor |",
+            "|---|---:|---:|---:|",
+        ]
+        for w in workloads:
+            r = summary["ratios"][w]
+            lines.append(
+                f"| {w} | {_goal(r['ours_vs_minimal'], GOAL_VS_MINIMAL_16)} | {_fmt(r['floor_vs_minimal'], 2)}x "
+                f"| {_fmt(r['ours_vs_floor'], 2)}x |"
+            )
     memory = ", ".join(
         f"{t} {max(c['rss_growth_kib'] for c in cells[t].values()) / 1024:.1f}" for t in tracers if cells[t]
     )

@@ -31,7 +31,7 @@ RESULTS = HERE / "results"
 
 # Same order as the table. "none" times the baseline against itself: its "added" cost is the noise floor.
 TRACERS = (
-    "none", "noop", "minimal", "ours", "ours-metrics", "ours-ratio0", "ours-sdk",
+    "none", "noop", "minimal", "floor", "ours", "ours-metrics", "ours-ratio0", "ours-sdk",
     "openllmetry", "openinference", "official", "langfuse",
 )
 WORKLOADS = ("invoke", "ainvoke", "stream", "agent")
