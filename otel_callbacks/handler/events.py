@@ -72,8 +72,12 @@ class EventCallbacks:
         record.last_chunk_ns = now
         return self._stream_events and record.recording
 
-    def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
-        # Called once per streamed chunk, so guarded inline rather than through the @guarded wrapper.
+    def on_llm_new_token(
+        self, token: Any, *, chunk: Any = None, run_id: UUID, parent_run_id: UUID | None = None, tags: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        # Called once per streamed chunk, so guarded inline rather than through the @guarded wrapper; the
+        # arguments LangChain always passes are named, so that no kwargs dict is made per chunk.
         try:
             streaming = self._runs.streaming
             if streaming[0] is run_id:  # the steady state of a recorded stream without metrics or content
