@@ -401,6 +401,29 @@ class TestFastPath:
         (tpoc,) = points(reader, "gen_ai.client.operation.time_per_output_chunk")
         assert tpoc.count == 5 and 0 < tpoc.sum < 1
 
+    def test_chunk_sink_loses_no_gap_across_a_flush_or_a_full_hold(self, meter_provider, reader) -> None:
+        """The sink writes into the stream's held gaps directly: after they are recorded (a flush, or the bound per
+        stream) its next gap must start new ones, not land in the recorded ones."""
+        import time
+
+        from opentelemetry.trace import INVALID_SPAN
+
+        from otel_callbacks.runs.registry import RunRecord
+
+        metrics = GenAIMetrics(meter_provider, experimental=False)
+        record = RunRecord(INVALID_SPAN, None, "chat", time.monotonic_ns())
+        record.metric_attrs = dict(ATTRS)
+        record.first_chunk_ns = record.last_chunk_ns = time.monotonic_ns()
+        sink = metrics.chunk_sink(record, lambda stamp: None)
+        total = 2 * metrics_module.MAX_HELD_GAPS + 7
+        for index in range(total):
+            sink(index)
+            if index == 10:
+                metrics.flush()
+        metrics.model_end(record.metric_attrs, 0.5, {}, None, 0.01)
+        (tpoc,) = points(reader, "gen_ai.client.operation.time_per_output_chunk")
+        assert tpoc.count == total and not metrics._held
+
     def test_streams_that_never_end_are_bounded(self, meter_provider, reader) -> None:
         metrics = GenAIMetrics(meter_provider, experimental=False)
         open_runs = [dict(ATTRS, run=i) for i in range(metrics_module.MAX_OPEN_STREAMS + 1)]

@@ -83,7 +83,7 @@ class _HeldGaps:
     collector run more often, which cost more than the gaps themselves.
     """
 
-    __slots__ = ("attrs", "changes", "ctx", "owner", "times", "values")
+    __slots__ = ("attrs", "changes", "ctx", "done", "owner", "times", "values")
 
     def __init__(self, owner: dict[str, Any]) -> None:
         self.owner = owner  # held so that its id() names this stream until the gaps are recorded
@@ -92,6 +92,7 @@ class _HeldGaps:
         self.times = array("q")  # time_ns() at each gap
         self.ctx: Any = None
         self.changes: list[tuple[int, Any]] = []  # (first gap, current context) each time the context changes
+        self.done = False  # recorded: later gaps of the stream go to new held gaps
 
     def contexts(self) -> list[Any]:
         """The current context at each gap."""
@@ -259,15 +260,39 @@ class GenAIMetrics:
     def chunk_sink(self, record: Any, span_sink: Callable[[int], object]) -> Callable[[int], None]:
         """``span_sink`` (which takes a chunk's event timestamp) that also records the chunk's gap, for a stream past
         its first chunk whose chunks need nothing else: what the handler's per-chunk path does for such a chunk,
-        reading and writing ``record.last_chunk_ns`` (monotonic) as it does."""
+        reading and writing ``record.last_chunk_ns`` (monotonic) as it does. On the fast path the gap goes
+        straight into the stream's held gaps (what :meth:`chunk_gap` does, without finding them again)."""
         attrs = record.metric_attrs
         gap = self.chunk_gap
+        if not self._fast:
+
+            def public_sink(stamp: int) -> None:
+                span_sink(stamp)
+                now = monotonic_ns()
+                gap(attrs, (now - record.last_chunk_ns) / 1e9)
+                record.last_chunk_ns = now
+
+            return public_sink
+        held_of = self._held.get
+        state: list[_HeldGaps | None] = [held_of(id(attrs))]
+        last = MAX_HELD_GAPS - 1
 
         def sink(stamp: int) -> None:
             span_sink(stamp)
             now = monotonic_ns()
-            gap(attrs, (now - record.last_chunk_ns) / 1e9)
+            seconds = (now - record.last_chunk_ns) / 1e9
             record.last_chunk_ns = now
+            held = state[0]
+            if held is None or held.done or len(held.values) >= last:
+                gap(attrs, seconds)  # makes, or records and drops, the held gaps
+                state[0] = held_of(id(attrs))
+                return
+            held.values.append(seconds)
+            held.times.append(time_ns())
+            ctx = get_current_context()
+            if ctx is not held.ctx:
+                held.ctx = ctx
+                held.changes.append((len(held.values) - 1, ctx))
 
         return sink
 
@@ -281,6 +306,7 @@ class GenAIMetrics:
             self._record_held(held)
 
     def _record_held(self, held: _HeldGaps) -> None:
+        held.done = True
         if held.values:
             self._fast_gaps.record_many(held.values, held.times, held.contexts(), held.attrs, feed_key(held.attrs))
 
