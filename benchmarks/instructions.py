@@ -1,0 +1,105 @@
+"""Instructions each tracer adds per workload call, counted by callgrind: a deterministic companion to run.py.
+
+    python3 benchmarks/instructions.py [--tracers none,minimal,floor,ours] [--workloads invoke,agent] [--calls 200]
+
+For every tracer and workload, the same worker (``--one``) runs under ``valgrind --tool=callgrind`` twice, with 0
+and with ``--calls`` timed calls after the same imports and warm-up; the difference over the calls is the
+instructions per call, the export thread's included (the queue is flushed after the calls). No timing, no noise:
+two runs of the same code agree to a few instructions per call. What it does not see is how fast those
+instructions run (cache misses, branch mispredictions): compare its ratios with run.py's to tell executed work
+from the rest. Needs valgrind and the ``.venvs/ours`` venv of setup_peers.sh; a call under callgrind is ~50x
+slower, so the defaults take several minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def _one(tracer: str, workload: str, calls: int) -> None:
+    """The measured process: import, warm up, then ``calls`` calls and a flush."""
+    import tracers
+    import workloads
+
+    tracers.prepare_env(tracer)
+    work = workloads.build(workload)
+    installed = tracers.install(tracer)
+    config = installed.config(True)
+    loop = asyncio.new_event_loop()
+
+    def run(n: int) -> None:
+        if work.is_async:
+
+            async def many() -> None:
+                for _ in range(n):
+                    await work.call(config)  # type: ignore[arg-type]
+
+            loop.run_until_complete(many())
+        else:
+            for _ in range(n):
+                work.call(config)  # type: ignore[arg-type]
+
+    run(50)
+    installed.export_spans()
+    run(calls)
+    installed.export_spans()
+
+
+def _count(python: Path, tracer: str, workload: str, calls: int) -> int:
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(python), __file__,
+         "--one", tracer, workload, str(calls)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}, cwd=HERE, check=True,
+    )
+    found = _COLLECTED.search(result.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from callgrind for {tracer}/{workload}:\n{result.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tracers", default="none,minimal,floor,ours")
+    parser.add_argument("--workloads", default="invoke,ainvoke,stream,agent")
+    parser.add_argument("--calls", type=int, default=200, help="timed calls (the agent workload runs half)")
+    parser.add_argument("--one", nargs=3, metavar=("TRACER", "WORKLOAD", "CALLS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        _one(args.one[0], args.one[1], int(args.one[2]))
+        return 0
+    python = HERE / ".venvs" / "ours" / "bin" / "python"
+    if not python.exists():
+        print("benchmarks/.venvs/ours is missing: run bash benchmarks/setup_peers.sh first", file=sys.stderr)
+        return 2
+    names = args.tracers.split(",")
+    if "none" not in names:
+        names.insert(0, "none")
+    jobs = [(t, w, n) for w in args.workloads.split(",") for t in names
+            for n in (0, args.calls // 2 if w == "agent" else args.calls)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: _count(python, *job), jobs), strict=True))
+    print("| workload | " + " | ".join(f"{t} (M added)" for t in names[1:]) + " | "
+          + " | ".join(f"{t} / minimal" for t in names[1:] if t != "minimal" and "minimal" in names) + " |")
+    for workload in args.workloads.split(","):
+        calls = args.calls // 2 if workload == "agent" else args.calls
+        per = {t: (counts[(t, workload, calls)] - counts[(t, workload, 0)]) / calls for t in names}
+        added = {t: per[t] - per["none"] for t in names[1:]}
+        cells = [f"{added[t] / 1e6:.3f}" for t in names[1:]]
+        if "minimal" in added:
+            cells += [f"{added[t] / added['minimal']:.2f}x" for t in names[1:] if t != "minimal"]
+        print(f"| {workload} (untraced {per['none'] / 1e6:.2f}M) | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
