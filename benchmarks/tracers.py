@@ -154,7 +154,9 @@ class FloorHandler(MinimalHandler):
     """The floor of a tracer that keeps our span contract's two costs no attribute can stand in for: the minimal
     handler plus the run's span made current while the run's code runs (so spans the user opens inside a tool
     nest under it), and one timestamp kept per streamed chunk (for the one event per chunk). No attributes, no
-    status, no parsing: anything that keeps the contract costs at least this."""
+    status, no parsing, and the SDK's own spans as in the minimal handler: a tracer on SDK spans that keeps the
+    contract costs at least this (ours makes cheaper spans than the SDK's, so for it the floor is a yardstick, not
+    a bound)."""
 
     def __init__(self, provider: TracerProvider) -> None:
         super().__init__(provider)
