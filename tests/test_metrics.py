@@ -446,3 +446,19 @@ def test_outside_the_proven_range_every_value_is_recorded_when_it_happens(monkey
     metrics.model_end(attrs, 0.5, {"gen_ai.usage.input_tokens": 3}, None, None)
     assert points(reader, "gen_ai.client.token.usage")[0].sum == 3
     assert compat.histogram_feed(metrics.duration, attrs) is None
+    # A stream's steady-state sink records each gap when it happens too.
+    import time
+
+    from opentelemetry.trace import INVALID_SPAN
+
+    from otel_callbacks.runs.registry import RunRecord
+
+    record = RunRecord(INVALID_SPAN, None, "chat", time.monotonic_ns())
+    record.metric_attrs = dict(ATTRS, stream="sink")
+    record.last_chunk_ns = time.monotonic_ns()
+    sink = metrics.chunk_sink(record, lambda stamp: None)
+    for stamp in range(3):
+        sink(stamp)
+    streamed = [p for p in points(reader, "gen_ai.client.operation.time_per_output_chunk")
+                if p.attributes.get("stream") == "sink"]
+    assert [p.count for p in streamed] == [3] and not metrics._held

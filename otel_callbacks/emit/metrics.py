@@ -264,16 +264,7 @@ class GenAIMetrics:
         straight into the stream's held gaps (what :meth:`chunk_gap` does, without finding them again)."""
         attrs = record.metric_attrs
         gap = self.chunk_gap
-        if not self._fast:
-
-            def public_sink(stamp: int) -> None:
-                span_sink(stamp)
-                now = monotonic_ns()
-                gap(attrs, (now - record.last_chunk_ns) / 1e9)
-                record.last_chunk_ns = now
-
-            return public_sink
-        held_of = self._held.get
+        held_of = self._held.get  # never holds anything off the fast path: every gap then goes through chunk_gap
         state: list[_HeldGaps | None] = [held_of(id(attrs))]
         last = MAX_HELD_GAPS - 1
 
