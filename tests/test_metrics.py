@@ -239,6 +239,20 @@ ATTRS = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen
 GAPS = (0.1, 0.2, 0.3, 0.005, 0.7, 3.0, 0.015, 0.1, 99.0, 0.33, 1e-7, 0.31)
 
 
+def _streaming_record(metric_attrs: dict[str, Any]) -> Any:
+    """A model run past its first chunk, as the handler's per-chunk path leaves it for a chunk sink."""
+    import time
+
+    from opentelemetry.trace import INVALID_SPAN
+
+    from otel_callbacks.runs.registry import RunRecord
+
+    record = RunRecord(INVALID_SPAN, None, "chat", time.monotonic_ns())
+    record.metric_attrs = metric_attrs
+    record.first_chunk_ns = record.last_chunk_ns = time.monotonic_ns()
+    return record
+
+
 def _in_span(trace_id: int, sampled: bool) -> Any:
     """A context whose current span is a fixed one (the same ids on both paths), for exemplars to carry."""
     from opentelemetry import context as context_api
@@ -382,16 +396,8 @@ class TestFastPath:
     def test_chunk_sink_records_what_the_per_chunk_path_records(self, meter_provider, reader) -> None:
         """The sink a stream's steady state can call instead of the per-chunk path: the span sink gets every stamp,
         each call is one gap from ``last_chunk_ns``, which it advances as the per-chunk path does."""
-        import time
-
-        from opentelemetry.trace import INVALID_SPAN
-
-        from otel_callbacks.runs.registry import RunRecord
-
         metrics = GenAIMetrics(meter_provider, experimental=False)
-        record = RunRecord(INVALID_SPAN, None, "chat", time.monotonic_ns())
-        record.metric_attrs = dict(ATTRS)
-        record.first_chunk_ns = record.last_chunk_ns = time.monotonic_ns()
+        record = _streaming_record(dict(ATTRS))
         stamps: list[int] = []
         sink = metrics.chunk_sink(record, stamps.append)
         for stamp in range(5):
@@ -404,16 +410,8 @@ class TestFastPath:
     def test_chunk_sink_loses_no_gap_across_a_flush_or_a_full_hold(self, meter_provider, reader) -> None:
         """The sink writes into the stream's held gaps directly: after they are recorded (a flush, or the bound per
         stream) its next gap must start new ones, not land in the recorded ones."""
-        import time
-
-        from opentelemetry.trace import INVALID_SPAN
-
-        from otel_callbacks.runs.registry import RunRecord
-
         metrics = GenAIMetrics(meter_provider, experimental=False)
-        record = RunRecord(INVALID_SPAN, None, "chat", time.monotonic_ns())
-        record.metric_attrs = dict(ATTRS)
-        record.first_chunk_ns = record.last_chunk_ns = time.monotonic_ns()
+        record = _streaming_record(dict(ATTRS))
         sink = metrics.chunk_sink(record, lambda stamp: None)
         total = 2 * metrics_module.MAX_HELD_GAPS + 7
         for index in range(total):
@@ -447,15 +445,7 @@ def test_outside_the_proven_range_every_value_is_recorded_when_it_happens(monkey
     assert points(reader, "gen_ai.client.token.usage")[0].sum == 3
     assert compat.histogram_feed(metrics.duration, attrs) is None
     # A stream's steady-state sink records each gap when it happens too.
-    import time
-
-    from opentelemetry.trace import INVALID_SPAN
-
-    from otel_callbacks.runs.registry import RunRecord
-
-    record = RunRecord(INVALID_SPAN, None, "chat", time.monotonic_ns())
-    record.metric_attrs = dict(ATTRS, stream="sink")
-    record.last_chunk_ns = time.monotonic_ns()
+    record = _streaming_record(dict(ATTRS, stream="sink"))
     sink = metrics.chunk_sink(record, lambda stamp: None)
     for stamp in range(3):
         sink(stamp)

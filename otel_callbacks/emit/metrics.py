@@ -94,6 +94,18 @@ class _HeldGaps:
         self.changes: list[tuple[int, Any]] = []  # (first gap, current context) each time the context changes
         self.done = False  # recorded: later gaps of the stream go to new held gaps
 
+    def add(self, seconds: float) -> int:
+        """Hold one gap with what the SDK would read when it happens (the time, the current context); returns how
+        many are held."""
+        values = self.values
+        values.append(seconds)
+        self.times.append(time_ns())
+        ctx = get_current_context()
+        if ctx is not self.ctx:
+            self.ctx = ctx
+            self.changes.append((len(values) - 1, ctx))
+        return len(values)
+
     def contexts(self) -> list[Any]:
         """The current context at each gap."""
         n = len(self.values)
@@ -247,21 +259,14 @@ class GenAIMetrics:
             if len(self._held) >= MAX_OPEN_STREAMS:
                 self.flush()
             held = self._held[id(attrs)] = _HeldGaps(attrs)
-        values = held.values
-        values.append(seconds)
-        held.times.append(time_ns())
-        ctx = get_current_context()
-        if ctx is not held.ctx:
-            held.ctx = ctx
-            held.changes.append((len(values) - 1, ctx))
-        if len(values) >= MAX_HELD_GAPS:
+        if held.add(seconds) >= MAX_HELD_GAPS:
             self._record_held(self._held.pop(id(attrs)))
 
     def chunk_sink(self, record: Any, span_sink: Callable[[int], object]) -> Callable[[int], None]:
         """``span_sink`` (which takes a chunk's event timestamp) that also records the chunk's gap, for a stream past
         its first chunk whose chunks need nothing else: what the handler's per-chunk path does for such a chunk,
         reading and writing ``record.last_chunk_ns`` (monotonic) as it does. On the fast path the gap goes
-        straight into the stream's held gaps (what :meth:`chunk_gap` does, without finding them again)."""
+        straight into the stream's held gaps (as :meth:`chunk_gap` does, without finding them again)."""
         attrs = record.metric_attrs
         gap = self.chunk_gap
         held_of = self._held.get  # never holds anything off the fast path: every gap then goes through chunk_gap
@@ -278,12 +283,7 @@ class GenAIMetrics:
                 gap(attrs, seconds)  # makes, or records and drops, the held gaps
                 state[0] = held_of(id(attrs))
                 return
-            held.values.append(seconds)
-            held.times.append(time_ns())
-            ctx = get_current_context()
-            if ctx is not held.ctx:
-                held.ctx = ctx
-                held.changes.append((len(held.values) - 1, ctx))
+            held.add(seconds)
 
         return sink
 
