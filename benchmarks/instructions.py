@@ -27,31 +27,18 @@ _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
 def _one(tracer: str, workload: str, calls: int) -> None:
-    """The measured process: import, warm up, then ``calls`` calls and a flush."""
+    """The measured process: import, warm up, then ``calls`` traced calls (worker.py's loop) and a flush."""
     import tracers
+    import worker
     import workloads
 
     tracers.prepare_env(tracer)
     work = workloads.build(workload)
     installed = tracers.install(tracer)
-    config = installed.config(True)
-    loop = asyncio.new_event_loop()
-
-    def run(n: int) -> None:
-        if work.is_async:
-
-            async def many() -> None:
-                for _ in range(n):
-                    await work.call(config)  # type: ignore[arg-type]
-
-            loop.run_until_complete(many())
-        else:
-            for _ in range(n):
-                work.call(config)  # type: ignore[arg-type]
-
-    run(50)
+    run = worker._runner(work, installed, asyncio.new_event_loop())
+    run([True] * 50)
     installed.export_spans()
-    run(calls)
+    run([True] * calls)
     installed.export_spans()
 
 
