@@ -371,7 +371,7 @@ def test_chunk_events_keep_their_order_among_other_events(max_events: int | None
 
 
 def test_exporters_encode_chunk_events_as_sdk_events(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunk events are tuples made when read (``_bare_events``); encoders must see SDK events all the same."""
+    """Chunk events are tuples made when read (``lean_events.bare_events``); encoders see SDK events all the same."""
     import json
 
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans

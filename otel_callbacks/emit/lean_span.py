@@ -21,8 +21,7 @@ import sys
 import threading
 import traceback
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from operator import itemgetter
+from collections.abc import Mapping, Sequence
 from time import time_ns
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
+from otel_callbacks.emit.lean_events import NO_ATTRIBUTES, ChunkEvents, bare_events
 from otel_callbacks.emit.status import OK
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 _PLAIN = frozenset((str, bool, int, float))
 _UNSET = Status(StatusCode.UNSET)
-_NO_ATTRIBUTES = BoundedAttributes(attributes=None, immutable=True)  # shared: immutable and empty
 _END_LOCK = threading.Lock()  # end() must export once even if two threads end the same span
 
 
@@ -58,68 +57,10 @@ def limit(value: int | None) -> int:
     return sys.maxsize if value is None else value
 
 
-_new_tuple = tuple.__new__
-
-
 def _is_plain(value: Any) -> bool:
     if type(value) in _PLAIN:
         return True
     return type(value) is tuple and all(type(v) is str for v in value)
-
-
-class _BareEvent(tuple, Event):  # type: ignore[misc]
-    """An SDK ``Event`` without attributes, one per streamed chunk: a tuple made and read without a Python-level
-    call (``_bare_events``; C-level getters for what an exporter reads), about 25 % cheaper both ways."""
-
-    __slots__ = ()
-    name = property(itemgetter(0))  # type: ignore[assignment]
-    timestamp = property(itemgetter(1))  # type: ignore[assignment]
-    attributes = property(itemgetter(2))  # type: ignore[assignment]
-    dropped_attributes = property(itemgetter(3))  # type: ignore[assignment]
-
-    # Events compare by identity, as SDK events do, not as tuples.
-    __eq__ = object.__eq__  # type: ignore[assignment]
-    __ne__ = object.__ne__  # type: ignore[assignment]
-    __hash__ = object.__hash__  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Event(name={self[0]!r}, timestamp={self[1]})"
-
-
-def _bare_events(name: str, times: Iterable[int]) -> list[Event]:
-    return [_new_tuple(_BareEvent, (name, t, _NO_ATTRIBUTES, 0)) for t in times]
-
-
-class _Events(Sequence[Event]):
-    """An ended span's events: the ones added as objects, then its chunk events, made on first read (by the
-    exporter, off the application's thread) and bounded as a ``BoundedList`` would (the oldest dropped)."""
-
-    def __init__(self, events: Sequence[Event], name: str, times: array[int], max_events: int) -> None:
-        self._head = events
-        self._name = name
-        self._times = times
-        self._max = max_events
-        self._built: list[Event] | None = None
-        self.dropped = max(0, len(events) + len(times) - max_events)
-
-    def _build(self) -> list[Event]:
-        built = self._built
-        if built is None:
-            name = self._name
-            built = [*self._head, *_bare_events(name, self._times)]
-            if self.dropped:
-                built = built[self.dropped:]
-            self._built = built
-        return built
-
-    def __len__(self) -> int:
-        return min(len(self._head) + len(self._times), self._max)
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._build()[index]
-
-    def __iter__(self) -> Iterator[Event]:
-        return iter(self._build())
 
 
 class LeanSpan(trace_api.Span, ReadableSpan):
@@ -142,7 +83,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         self._start_time: int | None = start_time
         self._tracer = tracer
 
-    _attributes: Any = _NO_ATTRIBUTES
+    _attributes: Any = NO_ATTRIBUTES
     _events: Any = ()
     _chunk_times: array[int] | None = None  # chunk events not yet made into Event objects
     _chunk_name = ""
@@ -169,7 +110,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             _logger.warning("Setting attribute on ended span.")
             return
         own = self._attributes
-        if own is _NO_ATTRIBUTES:
+        if own is NO_ATTRIBUTES:
             self._attributes = own = {}
         plain = self._plain
         for key, value in attributes.items():
@@ -193,7 +134,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         if self._end_time is not None:
             _logger.warning("Setting attribute on ended span.")
             return
-        if self._attributes is _NO_ATTRIBUTES:
+        if self._attributes is NO_ATTRIBUTES:
             self._attributes = {}
         self._attributes[key] = value
         if self._plain and (not _is_plain(value) or type(key) is not str or not key):
@@ -204,7 +145,8 @@ class LeanSpan(trace_api.Span, ReadableSpan):
 
         Only the timestamps are kept (ints in an array: no object per chunk for the garbage collector to track
         while the span waits in the export queue); the Event objects are made when an exporter reads them
-        (:class:`_Events`). The array stays the span's until it ends (``None`` once ended).
+        (:class:`~otel_callbacks.emit.lean_events.ChunkEvents`). The array stays the span's until it ends (``None``
+        once ended).
         """
         if self._end_time is not None:
             return None
@@ -221,7 +163,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         times = self._chunk_times
         if times:
             name = self._chunk_name
-            self._own_events().extend(_bare_events(name, times))
+            self._own_events().extend(bare_events(name, times))
             del times[:]
 
     @property
@@ -235,7 +177,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
     @property
     def dropped_events(self) -> int:
         events = self._events
-        return events.dropped if isinstance(events, BoundedList | _Events) else 0
+        return events.dropped if isinstance(events, BoundedList | ChunkEvents) else 0
 
     def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
         if self._end_time is not None:
@@ -312,7 +254,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
             self._attributes = BoundedAttributes(limits.max_span_attributes, self._attributes, immutable=True,
                                                  max_value_len=limits.max_span_attribute_length)
         if self._chunk_times:  # a copy: appends after the end must not reach the exported span
-            self._events = _Events(self._events, self._chunk_name, array("q", self._chunk_times), tracer.max_events)
+            self._events = ChunkEvents(self._events, self._chunk_name, array("q", self._chunk_times), tracer.max_events)
         elif len(self._events) > tracer.max_events:
             self._events = BoundedList.from_seq(tracer.limits.max_events, self._events)
         self._chunk_times = None
