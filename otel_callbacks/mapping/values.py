@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from uuid import UUID
 
 from otel_callbacks import _semconv as sc
 from otel_callbacks.mapping.content import ContentPolicy, RedactionError, Redactor, apply_redact, json_attribute
@@ -16,6 +17,7 @@ from otel_callbacks.mapping.text import safe_text, strip_url_credentials
 Attributes = dict[str, Any]
 
 _CONVERSATION_KEYS = ("thread_id", "session_id", "conversation_id")
+_CONVERSATION_KEY_SET = frozenset(_CONVERSATION_KEYS)
 # LangChain's own bookkeeping in run metadata: ``ls_*`` (provider, model, temperature, ... — mapped to gen_ai.*
 # attributes above) and ``lc_versions``; and our trace hand-off to a LangGraph server (runs.handoff: it carries
 # baggage, and is the span's own parent already). Recording them again per span costs attributes and adds nothing.
@@ -67,14 +69,14 @@ def run_attributes(
     through ``redact`` once; a value the hook fails on is left out. Every string is encodable (:func:`safe_text`).
     """
     policy = DEFAULT_METADATA_POLICY if metadata_policy is None else metadata_policy
-    attrs: Attributes = {sc.LC_RUN_ID: str(run_id),
+    attrs: Attributes = {sc.LC_RUN_ID: _run_id_text(run_id),
                          sc.LC_RUN_TYPE: safe_text(run_type if len(run_type) <= max_length else run_type[:max_length])}
     if tags and isinstance(tags, list):
         clean = tuple([safe_text(t if len(t) <= max_length else t[:max_length]) for t in tags if isinstance(t, str)])
         if clean:
             attrs[sc.LC_TAGS] = clean
     if metadata and isinstance(metadata, dict):
-        for key in _CONVERSATION_KEYS:
+        for key in () if _CONVERSATION_KEY_SET.isdisjoint(metadata) else _CONVERSATION_KEYS:
             value = metadata.get(key)
             if value is None or key in policy.deny:
                 continue
@@ -107,12 +109,22 @@ def run_attributes(
             elif (type(value) is str and redact is None and len(value) <= max_length and value.isascii()
                   and "://" not in value):
                 converted = value  # LangGraph's node names and checkpoint namespaces, inline
+            elif type(value) is int and _INT64_MIN <= value <= INT64_MAX:
+                converted = value  # LangGraph's step numbers, inline too
             else:
                 converted = metadata_value(value, max_length, redact, policy)
             if converted is not None:
                 attrs[name] = converted
                 kept += 1
     return attrs
+
+
+def _run_id_text(run_id: Any) -> str:
+    """``str(run_id)``, spelled out for UUIDs: ``UUID.__str__`` is Python code and one of the larger costs of a span."""
+    if type(run_id) is UUID:
+        h = run_id.int.to_bytes(16, "big").hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return str(run_id)
 
 
 _UNPLANNED = object()
@@ -135,6 +147,11 @@ def clip_attributes(attrs: Attributes, max_length: int) -> Attributes:
     """Cut every string (and string in a sequence) to ``max_length`` and make it encodable: names and ids come from
     user code too."""
     for key, value in attrs.items():
+        kind = type(value)
+        if kind is int or kind is float or kind is bool:
+            continue
+        if kind is str and len(value) <= max_length and value.isascii():
+            continue  # the common case: nothing to cut, nothing to replace
         if isinstance(value, str):
             if len(value) > max_length:
                 value = value[:max_length]
@@ -159,14 +176,6 @@ def metadata_value(
         return _metadata_text(value, max_length, redact)
     if kind is bool or kind is float or (kind is int and _INT64_MIN <= value <= INT64_MAX):
         return value
-    if isinstance(value, str):
-        return _metadata_text(value, max_length, redact)
-    if isinstance(value, bool | float) or _int(value) is not None:
-        return value
-    if value is None:
-        return None
-    if isinstance(value, int):  # beyond int64: as text, which str() refuses past 4300 digits
-        return _describe(value)[:max_length]
     if redact is None and (kind is tuple or kind is list):
         # LangGraph's tuples of node names, on every node's span and its model's: plain items hold no keys, so none
         # can hide a secret's name; one encode, no walk, and the same tuple again (by value and item types) cached.
@@ -183,6 +192,14 @@ def metadata_value(
                     _PLAIN_JSON[key] = text
             if text and len(text) <= max_length:
                 return text
+    if isinstance(value, str):
+        return _metadata_text(value, max_length, redact)
+    if isinstance(value, bool | float) or _int(value) is not None:
+        return value
+    if value is None:
+        return None
+    if isinstance(value, int):  # beyond int64: as text, which str() refuses past 4300 digits
+        return _describe(value)[:max_length]
     # Dicts, models and objects may hold secrets under their keys; the rest is cut inside the strings so the value
     # stays valid JSON.
     content = ContentPolicy(capture=True, max_length=max_length, redact=redact)
