@@ -294,8 +294,8 @@ def markdown(summary: dict[str, Any]) -> str:
             "",
             "The contract floor is the minimal handler plus what our span contract needs that no attribute stands "
             "in for: the run's span current while the run's code runs, and a timestamp per streamed chunk "
-            "(`tracers.FloorHandler`), on the SDK's own spans as the minimal handler: a tracer on SDK spans that keeps "
-            "the contract costs at least the floor (ours makes cheaper spans, see README).",
+            "(`reference.FloorHandler`), on the SDK's own spans as the minimal handler: a tracer on SDK spans that "
+            "keeps the contract costs at least the floor (ours makes cheaper spans, see README).",
             "",
             "| workload | ours / minimal (≤ 1.1x) | contract floor / minimal | ours / contract floor |",
             "|---|---:|---:|---:|",
