@@ -66,25 +66,21 @@ def _knock_out(part: str) -> None:
 
 def _one(tracer: str, workload: str, calls: int) -> None:
     """The measured process: import, warm up, then ``calls`` traced calls (worker.py's loop) and a flush."""
+    import pipelines
     import tracers
     import worker
     import workloads
 
     parts = tracer.removeprefix(_WITHOUT).split("+") if tracer.startswith(_WITHOUT) else []
     tracer = "ours" if parts else tracer
-    # Under callgrind a run lasts minutes, and the BatchSpanProcessor's 5 s timer would export partial batches at
-    # moments that differ from run to run; the flushes below (and full batches) do all the exporting instead.
-    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "3600000"
+    pipelines.export_only_on_flush()  # under callgrind a run lasts minutes: the timer would fire at varying points
     tracers.prepare_env(tracer)
     work = workloads.build(workload)
     for part in parts:
         _knock_out(part)
     installed = tracers.install(tracer)
     if "chunk-events" in parts:
-        handler = installed.handlers[0]
-        if not hasattr(handler, "_stream_events"):
-            raise RuntimeError("the handler has no _stream_events: the knockout needs updating")
-        handler._stream_events = False
+        _patch(installed.handlers[0], "_stream_events", False)
     run = worker._runner(work, installed, asyncio.new_event_loop())
     run([True] * 50)
     installed.export_spans()

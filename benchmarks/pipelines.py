@@ -8,6 +8,7 @@ table. Both sit behind the SDK-default ``BatchSpanProcessor``.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import urllib.request
 from collections.abc import Sequence
@@ -101,6 +102,13 @@ def make_exporter(export: str, endpoints: dict[str, int] | None) -> SpanExporter
         return DiscardingExporter()
     assert endpoints is not None, "real export needs the receiver's endpoints"
     return otlp_exporter(export, endpoints)
+
+
+def export_only_on_flush() -> None:
+    """Keep the BatchSpanProcessor's 5 s timer from exporting a partly filled queue at a moment of its own (inside
+    some timed call, or at a point that differs from run to run): the callers' flushes, and full batches, do all the
+    exporting. Call before any provider is made (each processor reads the variable then)."""
+    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "3600000"
 
 
 def make_provider(

@@ -196,9 +196,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tracers.prepare_env(args.tracer)
     if args.export != "discard":
-        # The processor's 5 s timer would export a partly filled queue inside some timed call, baseline or traced;
-        # the flushes after the groups do all the exporting instead (each tracer's processor reads this default).
-        os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "600000"
+        # The flushes after the groups do all the exporting, never the processor's timer inside a timed call.
+        pipelines.export_only_on_flush()
     loop = asyncio.new_event_loop()
     # Built (and so imported) before install(): an instrumentor patches only what is loaded, and the PatchSwitch
     # can only switch off patches on modules that existed before instrument().
