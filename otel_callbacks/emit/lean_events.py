@@ -9,14 +9,12 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from operator import itemgetter
-from types import MappingProxyType
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event
 
-# Shared, immutable and empty, as the SDK's ``ReadableSpan.attributes`` hands out; not an empty BoundedAttributes,
-# whose truth test is a Python-level ``__len__``, paid by every encoder for every chunk event it reads.
-NO_ATTRIBUTES: Any = MappingProxyType({})
+NO_ATTRIBUTES = BoundedAttributes(attributes=None, immutable=True)  # shared: immutable and empty
 
 _new_tuple = tuple.__new__
 
